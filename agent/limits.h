@@ -1,0 +1,34 @@
+/* Every bound vpcprobe puts on what users, targets or peers can grow.
+ * Kept in one place so that a reader can see all of them at once. */
+#ifndef VP_LIMITS_H
+#define VP_LIMITS_H
+
+/* Configuration. */
+#define VP_CONFIG_MAX_BYTES     (4 * 1024 * 1024) /* a config file larger than this is refused */
+#define VP_CONFIG_MAX_TARGETS   100000
+#define VP_CONFIG_MAX_ERRORS    16      /* validate reports at most this many */
+#define VP_NAME_MAX             128     /* target and agent names, bytes */
+#define VP_URL_MAX              2048
+#define VP_HOST_MAX             256     /* RFC 1035 name: 253 + brackets + NUL */
+#define VP_PATH_MAX             1024
+
+/* Timing. */
+#define VP_TIMEOUT_MS_MIN       1
+#define VP_TIMEOUT_MS_MAX       600000
+#define VP_TIMEOUT_MS_DEFAULT   2000
+#define VP_INTERVAL_S_MIN       1
+#define VP_INTERVAL_S_MAX       86400
+#define VP_INTERVAL_S_DEFAULT   10
+
+/* Probe engine. The default cap lets 10,000 probes be in flight at once; the
+ * engine lowers it to what RLIMIT_NOFILE leaves after VP_FD_RESERVE. */
+#define VP_IN_FLIGHT_DEFAULT    16384
+#define VP_IN_FLIGHT_MAX        1000000
+#define VP_FD_RESERVE           64
+
+/* Text. */
+#define VP_DETAIL_MAX           256
+#define VP_HINT_MAX             512
+#define VP_ERR_MAX              1024    /* one error message */
+
+#endif

@@ -1,0 +1,90 @@
+/* The configuration: parsed once from JSON, validated, read-only afterwards. */
+#ifndef VP_CONFIG_H
+#define VP_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/url.h"
+
+struct vp_target {
+	char *name;            /* owned */
+	char *url_text;        /* owned: the URL as written */
+	struct vp_url url;
+	uint32_t interval_s;   /* the target's own, or defaults.interval_s */
+	uint32_t timeout_ms;   /* the target's own, or defaults.timeout_ms */
+	char *password_file;   /* owned, NULL when not set */
+};
+
+struct vp_listener_check {
+	uint16_t port;
+};
+
+struct vp_cidr {
+	int family;            /* AF_INET or AF_INET6 */
+	uint8_t addr[16];      /* network byte order, host bits zero */
+	uint8_t prefix;
+	char text[64];         /* as written */
+};
+
+struct vp_beacon {
+	char *listen;          /* owned: "ADDR:PORT" as written */
+	struct vp_cidr *expect_from;  /* owned array */
+	size_t n_expect_from;
+};
+
+enum vp_collector_format {
+	VP_COLLECTOR_JSON,
+	VP_COLLECTOR_OTLP,
+};
+
+struct vp_collector {
+	char *url;             /* owned, NULL when there is no collector */
+	enum vp_collector_format format;
+	char *token_file;      /* owned, may be NULL */
+	uint32_t spool_max_mb;
+};
+
+struct vp_config {
+	char *source;          /* owned: the file's path, or "(embedded default)" */
+
+	char *agent_name;      /* owned: agent.name, or the host name */
+	char *status_listen;   /* owned: "127.0.0.1:9464" by default */
+	char *status_token_file; /* owned, may be NULL */
+	char *state_dir;       /* owned: "/var/lib/vpcprobe" by default */
+	char **dns_servers;    /* owned array of owned strings */
+	size_t n_dns_servers;
+	uint32_t max_in_flight; /* agent.max_in_flight */
+
+	uint32_t interval_s;   /* defaults.interval_s */
+	uint32_t timeout_ms;   /* defaults.timeout_ms */
+
+	struct vp_target *targets;  /* owned array */
+	size_t n_targets;
+	struct vp_listener_check *listeners;  /* owned array */
+	size_t n_listeners;
+	struct vp_beacon *beacons;  /* owned array */
+	size_t n_beacons;
+	struct vp_collector collector;
+};
+
+/* The configuration used when no file is given and /etc/vpcprobe/vpcprobe.json
+ * does not exist: this host's 5432, 6379 and 8080. */
+extern const char vp_config_default_json[];
+#define VP_CONFIG_DEFAULT_PATH "/etc/vpcprobe/vpcprobe.json"
+#define VP_CONFIG_EMBEDDED_NAME "(embedded default)"
+
+/* Load and validate. On failure return -errno (-EINVAL for a bad config,
+ * the open/read errno for an unreadable file) and write one message per line
+ * into 'err', each naming the source, the JSON path (or line and column for a
+ * syntax error) and what was expected, e.g.
+ *   config '/etc/vpcprobe/vpcprobe.json': targets[3].timeout_ms: 0 not in 1..600000
+ * '*ret' is set only on success. */
+int vp_config_load_file(const char *path, struct vp_config **ret, char *err, size_t errlen);
+int vp_config_load_string(const char *json, const char *source, struct vp_config **ret,
+                          char *err, size_t errlen);
+
+/* Accepts NULL. Returns NULL. */
+struct vp_config *vp_config_free(struct vp_config *cfg);
+
+#endif

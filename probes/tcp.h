@@ -1,0 +1,41 @@
+/* The TCP connect probe: one socket, one deadline timer, one outcome. */
+#ifndef VP_TCP_H
+#define VP_TCP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "probes/classify.h"
+
+struct vp_tcp_probe;
+typedef void (*vp_tcp_done_cb)(struct vp_tcp_probe *p);
+
+struct vp_tcp_probe {
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	uv_connect_t connect_req;
+	int pending_close;         /* handles whose close_cb has not run yet */
+	bool tcp_open;             /* 'tcp' was initialised and must be closed */
+	bool decided;              /* 'obs' holds the outcome */
+	uint64_t start_ns;         /* uv_hrtime() before socket() */
+	uint64_t deadline_ns;
+	uint64_t connected_ns;     /* 0 unless the handshake completed */
+	uint64_t end_ns;
+	struct vp_connect_obs obs;
+	vp_tcp_done_cb done;       /* runs after the last close callback */
+	void *data;                /* the owner's */
+};
+
+/* Starts a connect to 'sa' (AF_INET or AF_INET6). Never fails: every outcome,
+ * including a socket() or connect() error, ends in 'done', which runs once
+ * from a later loop turn after both handles are closed. 'p' must stay valid
+ * until then. obs.kind/address/port/timeout_ms are filled by the caller. */
+void vp_tcp_probe_start(uv_loop_t *loop, struct vp_tcp_probe *p, const struct sockaddr *sa,
+                        uint32_t timeout_ms, vp_tcp_done_cb done);
+
+/* Ends the probe early (as a deadline); 'done' still runs. */
+void vp_tcp_probe_cancel(struct vp_tcp_probe *p);
+
+#endif

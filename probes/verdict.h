@@ -1,0 +1,50 @@
+/* Verdicts and reasons: what a probe found, as machines and people read it.
+ * State and reason are separate types, as in relayd's host_status/host_error. */
+#ifndef VP_VERDICT_H
+#define VP_VERDICT_H
+
+#include <errno.h>
+
+#include "agent/limits.h"
+
+enum vp_verdict {
+	VP_VERDICT_OK,
+	VP_VERDICT_REFUSED,
+	VP_VERDICT_LOCALHOST_ONLY,
+	VP_VERDICT_TIMEOUT,
+	VP_VERDICT_UNREACHABLE,
+	VP_VERDICT_DNS_ERROR,
+	VP_VERDICT_RESET,
+	VP_VERDICT_TLS_ERROR,
+	VP_VERDICT_PROTOCOL_ERROR,
+	VP_VERDICT_LOCAL_ERROR,
+	VP_VERDICT_MAX,
+	VP_VERDICT_INVALID = -EINVAL,
+};
+
+enum vp_reason {
+	VP_REASON_CONNECTED,          /* ok: handshake done */
+	VP_REASON_RST_TO_SYN,         /* refused: RST answered the SYN */
+	VP_REASON_SYN_NO_ANSWER,      /* timeout: nothing came back */
+	VP_REASON_ADMIN_PROHIBITED,   /* unreachable: ICMP administratively prohibited */
+	VP_REASON_HOST_UNREACHABLE,   /* unreachable: ICMP host unreachable */
+	VP_REASON_NET_UNREACHABLE,    /* unreachable: ICMP network unreachable */
+	VP_REASON_PORT_UNREACHABLE,   /* unreachable: ICMP port unreachable */
+	VP_REASON_PROTOCOL_UNREACHABLE, /* unreachable: ICMP protocol unreachable */
+	VP_REASON_TTL_EXCEEDED,       /* unreachable: ICMP time exceeded (a loop) */
+	VP_REASON_NO_ROUTE,           /* unreachable: this host's routing table has none */
+	VP_REASON_FD_EXHAUSTED,       /* local_error: EMFILE, ENFILE */
+	VP_REASON_NO_LOCAL_ADDRESS,   /* local_error: EADDRNOTAVAIL, EADDRINUSE */
+	VP_REASON_NO_BUFFERS,         /* local_error: ENOBUFS, ENOMEM */
+	VP_REASON_LOCAL_POLICY,       /* local_error: EPERM, EACCES from this host's own rules */
+	VP_REASON_LOCAL_OTHER,        /* local_error: anything else this host said */
+	VP_REASON_MAX,
+	VP_REASON_INVALID = -EINVAL,
+};
+
+/* The strings of the contract: "ok", "refused", ... */
+const char *vp_verdict_name(enum vp_verdict v);
+/* "connected", "rst_to_syn", ... */
+const char *vp_reason_name(enum vp_reason r);
+
+#endif

@@ -46,4 +46,11 @@ struct vp_verdict_out {
 
 void vp_classify_connect(const struct vp_connect_obs *obs, struct vp_verdict_out *out);
 
+/* Writes out->detail and out->hint for the verdict and reason already in
+ * 'out' (probes/explain.c). Called by vp_classify_connect(). */
+void vp_explain_connect(const struct vp_connect_obs *obs, struct vp_verdict_out *out);
+
+/* "ECONNREFUSED" for ECONNREFUSED; NULL for 0. */
+const char *vp_errno_name(int err);
+
 #endif

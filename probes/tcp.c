@@ -1,1 +1,186 @@
-typedef int vp_placeholder_t; /* replaced as the module is written */
+/* The TCP connect probe.
+ *
+ * One socket and one timer per probe. Every exit goes through decide(),
+ * which records the outcome once and closes both handles; 'done' runs from
+ * the last close callback, so the owner may reuse the probe from there. */
+#include <arpa/inet.h>
+#include <linux/errqueue.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "probes/tcp.h"
+
+#define NS_PER_MS 1000000ULL
+
+static void on_close(uv_handle_t *h)
+{
+	struct vp_tcp_probe *p = h->data;
+
+	if (--p->pending_close == 0)
+		p->done(p);
+}
+
+/* Reads the ICMP error that the kernel queued for this socket, if any
+ * (IP_RECVERR / IPV6_RECVERR, see ip(7) and ipv6(7)). Only errors that came
+ * from the network (ICMP or ICMPv6) are kept; locally made ones are not
+ * evidence about the path. */
+static void read_icmp_error(struct vp_tcp_probe *p)
+{
+	char payload[64];
+	char control[512];
+	struct sockaddr_storage from;
+	struct iovec iov = { .iov_base = payload, .iov_len = sizeof(payload) };
+	struct msghdr msg = {
+		.msg_name = &from, .msg_namelen = sizeof(from),
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = control, .msg_controllen = sizeof(control),
+	};
+	uv_os_fd_t fd;
+
+	if (uv_fileno((uv_handle_t *)&p->tcp, &fd) < 0)
+		return;
+	if (recvmsg(fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+		return; /* nothing queued: the errno alone decides */
+
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		const struct sock_extended_err *ee;
+		const struct sockaddr *off;
+		bool v4 = c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR;
+		bool v6 = c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR;
+
+		if (!v4 && !v6)
+			continue;
+		ee = (const struct sock_extended_err *)CMSG_DATA(c);
+		if (ee->ee_origin != SO_EE_ORIGIN_ICMP && ee->ee_origin != SO_EE_ORIGIN_ICMP6)
+			continue;
+		p->obs.icmp_family = ee->ee_origin == SO_EE_ORIGIN_ICMP ? AF_INET : AF_INET6;
+		p->obs.icmp_type = ee->ee_type;
+		p->obs.icmp_code = ee->ee_code;
+		off = SO_EE_OFFENDER(ee);
+		if (off->sa_family == AF_INET)
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)off)->sin_addr,
+			          p->obs.icmp_from, sizeof(p->obs.icmp_from));
+		else if (off->sa_family == AF_INET6)
+			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)off)->sin6_addr,
+			          p->obs.icmp_from, sizeof(p->obs.icmp_from));
+		return;
+	}
+}
+
+static void decide(struct vp_tcp_probe *p, enum vp_connect_event ev, int err, const char *op)
+{
+	if (p->decided)
+		return;
+	p->decided = true;
+	p->end_ns = uv_hrtime();
+	p->obs.event = ev;
+	p->obs.err = err;
+	p->obs.op = op;
+	if (ev == VP_CONNECT_FAILED)
+		read_icmp_error(p);
+
+	uv_timer_stop(&p->timer);
+	p->pending_close++;
+	uv_close((uv_handle_t *)&p->timer, on_close);
+	if (p->tcp_open) {
+		/* Closing cancels a pending connect: on_connect sees UV_ECANCELED. */
+		p->pending_close++;
+		uv_close((uv_handle_t *)&p->tcp, on_close);
+	}
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+	struct vp_tcp_probe *p = req->data;
+
+	if (status == UV_ECANCELED)
+		return; /* we closed the socket after deciding */
+	if (status == 0) {
+		p->connected_ns = uv_hrtime();
+		decide(p, VP_CONNECT_DONE, 0, NULL);
+	} else {
+		decide(p, VP_CONNECT_FAILED, -status, "connect");
+	}
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+	struct vp_tcp_probe *p = t->data;
+	uint64_t now = uv_hrtime();
+
+	/* The loop's clock is in whole milliseconds and may come from the coarse
+	 * monotonic clock, so it can run up to a tick behind uv_hrtime(): a
+	 * timer it fires may still be early. A verdict before its deadline is
+	 * wrong, so wait out the rest. */
+	if (now < p->deadline_ns) {
+		uv_timer_start(t, on_deadline, (p->deadline_ns - now + NS_PER_MS - 1) / NS_PER_MS, 0);
+		return;
+	}
+	decide(p, VP_CONNECT_DEADLINE, ETIMEDOUT, NULL);
+}
+
+static int set_recverr(struct vp_tcp_probe *p, int family)
+{
+	uv_os_fd_t fd;
+	int one = 1;
+	int r;
+
+	r = uv_fileno((uv_handle_t *)&p->tcp, &fd);
+	if (r < 0)
+		return -r;
+	if (family == AF_INET6)
+		r = setsockopt(fd, SOL_IPV6, IPV6_RECVERR, &one, sizeof(one));
+	else
+		r = setsockopt(fd, SOL_IP, IP_RECVERR, &one, sizeof(one));
+	return r < 0 ? errno : 0;
+}
+
+void vp_tcp_probe_start(uv_loop_t *loop, struct vp_tcp_probe *p, const struct sockaddr *sa,
+                        uint32_t timeout_ms, vp_tcp_done_cb done)
+{
+	int r;
+
+	p->done = done;
+	p->pending_close = 0;
+	p->tcp_open = false;
+	p->decided = false;
+	p->connected_ns = 0;
+	p->obs.icmp_family = 0;
+	p->obs.icmp_from[0] = '\0';
+
+	uv_timer_init(loop, &p->timer); /* cannot fail */
+	p->timer.data = p;
+	/* The loop's cached time may be stale by everything this turn has done
+	 * so far (thousands of connects at start); refresh it so the timer
+	 * counts from now. The +1 covers the loop clock's millisecond
+	 * truncation; on_deadline() checks the rest against uv_hrtime(). */
+	uv_update_time(loop);
+	p->start_ns = uv_hrtime();
+	p->deadline_ns = p->start_ns + (uint64_t)timeout_ms * NS_PER_MS;
+	uv_timer_start(&p->timer, on_deadline, (uint64_t)timeout_ms + 1, 0);
+
+	r = uv_tcp_init_ex(loop, &p->tcp, sa->sa_family);
+	if (r < 0) {
+		/* libuv leaves a handle whose socket() failed uninitialised. */
+		decide(p, VP_CONNECT_SETUP_FAILED, -r, "socket");
+		return;
+	}
+	p->tcp_open = true;
+	p->tcp.data = p;
+
+	r = set_recverr(p, sa->sa_family);
+	if (r) {
+		decide(p, VP_CONNECT_SETUP_FAILED, r, "setsockopt");
+		return;
+	}
+	p->connect_req.data = p;
+	r = uv_tcp_connect(&p->connect_req, &p->tcp, sa, on_connect);
+	if (r < 0)
+		decide(p, VP_CONNECT_SETUP_FAILED, -r, "connect");
+}
+
+void vp_tcp_probe_cancel(struct vp_tcp_probe *p)
+{
+	decide(p, VP_CONNECT_DEADLINE, ECANCELED, NULL);
+}

@@ -1,6 +1,7 @@
 /* The sentences of a verdict: 'detail' says what was seen on the wire,
  * 'hint' names the likely cause in Cloud Run / Serverless VPC Access terms
  * and the next thing to type. Pure, like the classifier. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -28,6 +29,17 @@ static const char *icmp_from(const struct vp_connect_obs *obs)
 	return obs->icmp_from[0] ? obs->icmp_from : "a router on the path";
 }
 
+/* Whether the classifier took its reason from the ICMP error: destination
+ * unreachable and time exceeded, in either family. */
+static bool icmp_explains(const struct vp_connect_obs *obs)
+{
+	if (obs->icmp_family == AF_INET)
+		return obs->icmp_type == 3 || obs->icmp_type == 11;
+	if (obs->icmp_family == AF_INET6)
+		return obs->icmp_type == 1 || obs->icmp_type == 3;
+	return false;
+}
+
 static void explain_unreachable(const struct vp_connect_obs *o, struct vp_verdict_out *out)
 {
 	const char *a = o->address;
@@ -42,10 +54,14 @@ static void explain_unreachable(const struct vp_connect_obs *o, struct vp_verdic
 		         "private services access (VPC peering) is set up for this network.", a, a);
 		return;
 	}
-	if (o->icmp_family)
+	if (icmp_explains(o))
 		snprintf(out->detail, sizeof(out->detail), "%s %s (type %u code %u) from %s for tcp:%u",
 		         icmp_name(o), vp_reason_name(out->reason), o->icmp_type, o->icmp_code,
 		         icmp_from(o), p);
+	else if (o->icmp_family)
+		snprintf(out->detail, sizeof(out->detail), "connect: %s (%s) for %s:%u, after %s type %u "
+		         "code %u from %s", strerror(out->err), vp_reason_name(out->reason), a, p,
+		         icmp_name(o), o->icmp_type, o->icmp_code, icmp_from(o));
 	else
 		snprintf(out->detail, sizeof(out->detail), "connect: %s (%s) for %s:%u",
 		         strerror(out->err), vp_reason_name(out->reason), a, p);

@@ -1,3 +1,307 @@
+/* The probe engine on loopback: real sockets, real kernel answers, no root.
+ * Every test ends by closing the loop, which fails if a handle leaked. */
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
 #include <stdlib.h>
-int main(void) { return EXIT_SUCCESS; }
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "agent/engine.h"
+
+#define MAX_REQS 64
+
+struct ctx {
+	uv_loop_t loop;
+	struct vp_engine *engine;
+	struct vp_probe_req reqs[MAX_REQS];
+	struct vp_probe_result res[MAX_REQS];
+	int n_results;
+	size_t max_seen_in_flight;
+	bool closed;
+};
+
+static void on_result(struct vp_probe_req *req, const struct vp_probe_result *res, void *arg)
+{
+	struct ctx *c = arg;
+	size_t i = (size_t)(req - c->reqs);
+	size_t f = vp_engine_in_flight(c->engine);
+
+	ck_assert_uint_lt(i, MAX_REQS);
+	c->res[i] = *res;
+	c->n_results++;
+	if (f > c->max_seen_in_flight)
+		c->max_seen_in_flight = f;
+}
+
+static void ctx_init(struct ctx *c, uint32_t max_in_flight)
+{
+	memset(c, 0, sizeof(*c));
+	ck_assert_int_eq(uv_loop_init(&c->loop), 0);
+	c->engine = vp_engine_new(&c->loop, max_in_flight, on_result, c);
+	ck_assert_ptr_nonnull(c->engine);
+}
+
+static void ctx_done(struct ctx *c)
+{
+	vp_engine_free(c->engine);
+	ck_assert_int_eq(uv_loop_close(&c->loop), 0);
+}
+
+static void submit(struct ctx *c, int i, int family, uint16_t port, uint32_t timeout_ms)
+{
+	struct vp_probe_req *r = &c->reqs[i];
+
+	memset(r, 0, sizeof(*r));
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&r->addr;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_addr = in6addr_loopback;
+		in6->sin6_port = htons(port);
+	} else {
+		struct sockaddr_in *in = (struct sockaddr_in *)&r->addr;
+		in->sin_family = AF_INET;
+		in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		in->sin_port = htons(port);
+	}
+	r->timeout_ms = timeout_ms;
+	r->kind = VP_KIND_TCP;
+	vp_engine_submit(c->engine, r);
+}
+
+/* A listening socket on loopback; its port in '*port'. 'backlog' < 0: bound,
+ * not listening, and closed again, so that the port refuses. */
+static int loopback_socket(int family, int backlog, uint16_t *port)
+{
+	struct sockaddr_storage ss = { 0 };
+	socklen_t len = sizeof(ss);
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	ss.ss_family = (sa_family_t)family;
+	if (family == AF_INET6)
+		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+	else
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&ss, family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	         sizeof(struct sockaddr_in)) < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+		close(fd);
+		return -1;
+	}
+	*port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+	              ((struct sockaddr_in *)&ss)->sin_port);
+	if (backlog < 0) {
+		close(fd);
+		return 0;
+	}
+	if (listen(fd, backlog) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static const int families[] = { AF_INET, AF_INET6 };
+
+/* A listener answers: ok, reason connected, connect time measured. A port
+ * with nothing on it answers RST: refused, rst_to_syn. */
+START_TEST(test_ok_and_refused)
+{
+	int family = families[_i];
+	struct ctx c;
+	uint16_t open_port, closed_port;
+	int lfd = loopback_socket(family, 16, &open_port);
+
+	if (lfd < 0 && family == AF_INET6)
+		return; /* no ::1 on this host: nothing to test */
+	ck_assert_int_ge(lfd, 0);
+	ck_assert_int_eq(loopback_socket(family, -1, &closed_port), 0);
+
+	ctx_init(&c, 0);
+	submit(&c, 0, family, open_port, 2000);
+	submit(&c, 1, family, closed_port, 2000);
+	ck_assert_int_eq(uv_run(&c.loop, UV_RUN_DEFAULT), 0);
+	ck_assert_int_eq(c.n_results, 2);
+
+	ck_assert_int_eq(c.res[0].v.verdict, VP_VERDICT_OK);
+	ck_assert_int_eq(c.res[0].v.reason, VP_REASON_CONNECTED);
+	ck_assert(c.res[0].connect_ms >= 0);
+	ck_assert_str_eq(c.res[0].address, family == AF_INET6 ? "::1" : "127.0.0.1");
+	ck_assert_uint_eq(c.res[0].port, open_port);
+
+	ck_assert_int_eq(c.res[1].v.verdict, VP_VERDICT_REFUSED);
+	ck_assert_int_eq(c.res[1].v.reason, VP_REASON_RST_TO_SYN);
+	ck_assert_int_eq(c.res[1].v.err, ECONNREFUSED);
+	ck_assert(c.res[1].connect_ms < 0);
+	ck_assert_int_eq(c.res[1].obs.icmp_family, 0);
+	ctx_done(&c);
+	close(lfd);
+}
+END_TEST
+
+/* A listener whose accept queue is full drops further SYNs: a timeout
+ * on loopback, without root or a firewall. No verdict may come before its
+ * deadline, measured on the precise monotonic clock. */
+START_TEST(test_deadline_never_early)
+{
+	struct ctx c;
+	uint16_t port;
+	int lfd = loopback_socket(AF_INET, 0, &port);
+	int timeouts = 0;
+
+	ck_assert_int_ge(lfd, 0);
+	ctx_init(&c, 0);
+	for (int i = 0; i < 16; i++)
+		submit(&c, i, AF_INET, port, 150);
+	ck_assert_int_eq(uv_run(&c.loop, UV_RUN_DEFAULT), 0);
+	ck_assert_int_eq(c.n_results, 16);
+	for (int i = 0; i < 16; i++) {
+		if (c.res[i].v.verdict != VP_VERDICT_TIMEOUT)
+			continue;
+		timeouts++;
+		ck_assert_int_eq(c.res[i].v.reason, VP_REASON_SYN_NO_ANSWER);
+		ck_assert_int_eq(c.res[i].v.err, ETIMEDOUT);
+		ck_assert_msg(c.res[i].end_ns >= c.res[i].deadline_ns, "probe %d decided %.3f ms early",
+		              i, (double)(c.res[i].deadline_ns - c.res[i].end_ns) / 1e6);
+		ck_assert(c.res[i].total_ms >= 150.0);
+		ck_assert(c.res[i].connect_ms < 0);
+	}
+	ck_assert_int_gt(timeouts, 0);
+	ctx_done(&c);
+	close(lfd);
+}
+END_TEST
+
+/* Never more than max_in_flight at once, and every request gets its result. */
+START_TEST(test_cap)
+{
+	struct ctx c;
+	uint16_t port;
+	int lfd = loopback_socket(AF_INET, 64, &port);
+
+	ck_assert_int_ge(lfd, 0);
+	ctx_init(&c, 3);
+	ck_assert_uint_eq(vp_engine_max_in_flight(c.engine), 3);
+	for (int i = 0; i < 40; i++)
+		submit(&c, i, AF_INET, port, 2000);
+	ck_assert_uint_eq(vp_engine_in_flight(c.engine), 3);
+	ck_assert_uint_eq(vp_engine_queued(c.engine), 37);
+	ck_assert_int_eq(uv_run(&c.loop, UV_RUN_DEFAULT), 0);
+	ck_assert_int_eq(c.n_results, 40);
+	ck_assert_uint_le(c.max_seen_in_flight, 3);
+	for (int i = 0; i < 40; i++)
+		ck_assert_int_eq(c.res[i].v.verdict, VP_VERDICT_OK);
+	ck_assert_uint_eq(vp_engine_in_flight(c.engine), 0);
+	ck_assert_uint_eq(vp_engine_queued(c.engine), 0);
+	ctx_done(&c);
+	close(lfd);
+}
+END_TEST
+
+/* Out of descriptors: local_error fd_exhausted, never blamed on the target,
+ * and the engine recovers as soon as descriptors are free again. */
+START_TEST(test_fd_exhausted_then_recovers)
+{
+	struct ctx c;
+	uint16_t port;
+	int lfd = loopback_socket(AF_INET, 16, &port);
+	static int hog[65536];
+	int n_hog = 0;
+	struct rlimit rl = { 256, 256 };
+
+	ck_assert_int_ge(lfd, 0);
+	/* A low limit keeps the hog small; the engine still believes it may run 4. */
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	ctx_init(&c, 4);
+	while (n_hog < 65536) {
+		int fd = dup(lfd);
+		if (fd < 0)
+			break;
+		hog[n_hog++] = fd;
+	}
+	ck_assert_int_eq(errno, EMFILE);
+	submit(&c, 0, AF_INET, port, 1000);
+	submit(&c, 1, AF_INET, port, 1000);
+	ck_assert_int_eq(uv_run(&c.loop, UV_RUN_DEFAULT), 0);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(c.res[i].v.verdict, VP_VERDICT_LOCAL_ERROR);
+		ck_assert_int_eq(c.res[i].v.reason, VP_REASON_FD_EXHAUSTED);
+		ck_assert_int_eq(c.res[i].v.err, EMFILE);
+		ck_assert_ptr_nonnull(strstr(c.res[i].v.detail, "socket: Too many open files"));
+	}
+	while (n_hog > 0)
+		close(hog[--n_hog]);
+	submit(&c, 2, AF_INET, port, 1000);
+	ck_assert_int_eq(uv_run(&c.loop, UV_RUN_DEFAULT), 0);
+	ck_assert_int_eq(c.res[2].v.verdict, VP_VERDICT_OK);
+	ctx_done(&c);
+	close(lfd);
+}
+END_TEST
+
+static struct ctx *closing_ctx;
+
+static void on_closed_mark(struct vp_engine *e)
+{
+	(void)e;
+	closing_ctx->closed = true;
+}
+
+/* Closing with probes in flight and queued: no result callbacks, every
+ * handle closed, and the loop closes cleanly. */
+START_TEST(test_close_in_flight)
+{
+	struct ctx c;
+	uint16_t port;
+	int lfd = loopback_socket(AF_INET, 0, &port);
+	int before;
+
+	ck_assert_int_ge(lfd, 0);
+	ctx_init(&c, 4);
+	for (int i = 0; i < 10; i++)
+		submit(&c, i, AF_INET, port, 60000);
+
+	ck_assert_int_eq(uv_run(&c.loop, UV_RUN_NOWAIT), 1);
+	/* The first connection fits the backlog and may complete already. */
+	before = c.n_results;
+	ck_assert_uint_gt(vp_engine_in_flight(c.engine) + vp_engine_queued(c.engine), 0);
+	closing_ctx = &c;
+	vp_engine_close(c.engine, on_closed_mark);
+	ck_assert_int_eq(uv_run(&c.loop, UV_RUN_DEFAULT), 0);
+	ck_assert(c.closed);
+	ck_assert_int_eq(c.n_results, before);
+	ck_assert_uint_eq(vp_engine_in_flight(c.engine), 0);
+	ck_assert_uint_eq(vp_engine_queued(c.engine), 0);
+	ctx_done(&c);
+	close(lfd);
+}
+END_TEST
+
+static Suite *engine_suite(void)
+{
+	Suite *s = suite_create("engine");
+	TCase *tc = tcase_create("loopback");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_loop_test(tc, test_ok_and_refused, 0, 2);
+	tcase_add_test(tc, test_deadline_never_early);
+	tcase_add_test(tc, test_cap);
+	tcase_add_test(tc, test_fd_exhausted_then_recovers);
+	tcase_add_test(tc, test_close_in_flight);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(engine_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

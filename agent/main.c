@@ -20,6 +20,8 @@ static const char usage[] =
 	"Commands:\n"
 	"  check [-c FILE] [--json] [--timeout-ms MS] [URL...]\n"
 	"                      probe once, print the results, exit 0 when all are ok\n"
+	"  listeners [--json] [PORT...]\n"
+	"                      this host's listening TCP sockets, and on which address\n"
 	"  validate -c FILE    check a configuration file and print every error\n"
 	"  version             print the version\n"
 	"\n"
@@ -65,6 +67,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "check"))
 		return vp_cmd_check(argc - 1, argv + 1);
+	if (!strcmp(cmd, "listeners"))
+		return vp_cmd_listeners(argc - 1, argv + 1);
 	if (!strcmp(cmd, "validate"))
 		return vp_cmd_validate(argc - 1, argv + 1);
 	fprintf(stderr, "vpcprobe: unknown command '%s'; run 'vpcprobe --help' for the list\n", cmd);

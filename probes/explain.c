@@ -18,6 +18,13 @@ const char *vp_errno_name(int err)
 	return s ? s : "EUNKNOWN";
 }
 
+/* "198.18.0.2:5432" or "[fd00::2]:5432". */
+static const char *hostport(char *buf, size_t len, const char *addr, unsigned port)
+{
+	snprintf(buf, len, strchr(addr, ':') ? "[%s]:%u" : "%s:%u", addr, port);
+	return buf;
+}
+
 static const char *icmp_name(const struct vp_connect_obs *obs)
 {
 	return obs->icmp_family == AF_INET6 ? "ICMPv6" : "ICMP";
@@ -44,7 +51,9 @@ static void explain_unreachable(const struct vp_connect_obs *o, struct vp_verdic
 {
 	const char *a = o->address;
 	unsigned p = o->port;
+	char ap[80];
 
+	hostport(ap, sizeof(ap), a, p);
 	if (out->reason == VP_REASON_NO_ROUTE) {
 		snprintf(out->detail, sizeof(out->detail),
 		         "connect: %s: this host's routing table has no route to %s", strerror(out->err), a);
@@ -59,12 +68,12 @@ static void explain_unreachable(const struct vp_connect_obs *o, struct vp_verdic
 		         icmp_name(o), vp_reason_name(out->reason), o->icmp_type, o->icmp_code,
 		         icmp_from(o), p);
 	else if (o->icmp_family)
-		snprintf(out->detail, sizeof(out->detail), "connect: %s (%s) for %s:%u, after %s type %u "
-		         "code %u from %s", strerror(out->err), vp_reason_name(out->reason), a, p,
+		snprintf(out->detail, sizeof(out->detail), "connect: %s (%s) for %s, after %s type %u "
+		         "code %u from %s", strerror(out->err), vp_reason_name(out->reason), ap,
 		         icmp_name(o), o->icmp_type, o->icmp_code, icmp_from(o));
 	else
-		snprintf(out->detail, sizeof(out->detail), "connect: %s (%s) for %s:%u",
-		         strerror(out->err), vp_reason_name(out->reason), a, p);
+		snprintf(out->detail, sizeof(out->detail), "connect: %s (%s) for %s",
+		         strerror(out->err), vp_reason_name(out->reason), ap);
 
 	switch (out->reason) {
 	case VP_REASON_ADMIN_PROHIBITED:
@@ -106,6 +115,7 @@ static void explain_unreachable(const struct vp_connect_obs *o, struct vp_verdic
 static void explain_local(const struct vp_connect_obs *o, struct vp_verdict_out *out)
 {
 	const char *why;
+	char ap[80];
 
 	snprintf(out->detail, sizeof(out->detail), "%s: %s (%s); this is the agent's own trouble, "
 	         "not the target's", o->op ? o->op : "connect", strerror(out->err),
@@ -130,8 +140,8 @@ static void explain_local(const struct vp_connect_obs *o, struct vp_verdict_out 
 		why = "an unexpected error on the diagnostic VM; the target was not judged";
 		break;
 	}
-	snprintf(out->hint, sizeof(out->hint), "Nothing is known about %s:%u yet: %s.",
-	         o->address, (unsigned)o->port, why);
+	snprintf(out->hint, sizeof(out->hint), "Nothing is known about %s yet: %s.",
+	         hostport(ap, sizeof(ap), o->address, o->port), why);
 }
 
 void vp_explain_connect(const struct vp_connect_obs *o, struct vp_verdict_out *out)
@@ -139,27 +149,29 @@ void vp_explain_connect(const struct vp_connect_obs *o, struct vp_verdict_out *o
 	const char *a = o->address ? o->address : "?";
 	unsigned p = o->port;
 	struct vp_connect_obs named = *o;
+	char ap[80];
 
 	named.address = a;
+	hostport(ap, sizeof(ap), a, p);
 	out->detail[0] = '\0';
 	out->hint[0] = '\0';
 	switch (out->verdict) {
 	case VP_VERDICT_OK:
 		if (o->kind == VP_KIND_TCP)
-			snprintf(out->detail, sizeof(out->detail), "TCP handshake with %s:%u done", a, p);
+			snprintf(out->detail, sizeof(out->detail), "TCP handshake with %s done", ap);
 		else
 			snprintf(out->detail, sizeof(out->detail),
-			         "TCP handshake with %s:%u done; %s:// is checked at the TCP level only "
-			         "(its protocol probe is not built yet)", a, p, vp_kind_name(o->kind));
+			         "TCP handshake with %s done; %s:// is checked at the TCP level only "
+			         "(its protocol probe is not built yet)", ap, vp_kind_name(o->kind));
 		break;
 	case VP_VERDICT_REFUSED:
 		snprintf(out->detail, sizeof(out->detail), "connection refused: %s answered the SYN to "
 		         "port %u with a reset", a, p);
 		snprintf(out->hint, sizeof(out->hint),
-		         "The host is reachable but nothing accepts connections on %s:%u: check that the "
+		         "The host is reachable but nothing accepts connections on %s: check that the "
 		         "service runs and on which address it listens (`ss -ltnp 'sport = :%u'` on the "
 		         "target); a service bound to 127.0.0.1 refuses the VM's internal address, so bind "
-		         "it to 0.0.0.0 or to that address.", a, p, p);
+		         "it to 0.0.0.0 or to that address.", ap, p);
 		break;
 	case VP_VERDICT_TIMEOUT:
 		snprintf(out->detail, sizeof(out->detail), "no answer to SYN within %u ms", o->timeout_ms);

@@ -11,6 +11,7 @@
 
 #include "agent/engine.h"
 #include "agent/limits.h"
+#include "probes/proto.h"
 #include "probes/tcp.h"
 
 struct slot {
@@ -99,11 +100,13 @@ static void fill_result(const struct slot *s, struct vp_probe_result *res)
 	memcpy(res->address, s->address, sizeof(res->address));
 	res->obs.address = res->address;
 	res->port = s->port;
-	vp_classify_connect(&res->obs, &res->v);
+	vp_tcp_probe_verdict(p, &res->v);
 	res->start_ns = p->start_ns;
 	res->deadline_ns = p->deadline_ns;
 	res->end_ns = p->end_ns;
 	res->connect_ms = p->connected_ns ? (double)(p->connected_ns - p->start_ns) / 1e6 : -1.0;
+	res->protocol_ms = p->proto && p->connected_ns && p->proto_decided ?
+	                   (double)(p->end_ns - p->connected_ns) / 1e6 : -1.0;
 	res->total_ms = (double)(p->end_ns - p->start_ns) / 1e6;
 	clock_gettime(CLOCK_REALTIME, &res->wall);
 }
@@ -151,6 +154,7 @@ static void start(struct vp_engine *e, struct slot *s, struct vp_probe_req *req)
 	s->probe.obs.address = s->address;
 	s->probe.obs.port = s->port;
 	s->probe.obs.timeout_ms = req->timeout_ms;
+	s->probe.proto = req->proto ? req->proto : vp_proto_for(req->kind);
 	e->in_flight++;
 	vp_tcp_probe_start(e->loop, &s->probe, sa, req->timeout_ms, on_probe_done);
 }

@@ -13,12 +13,15 @@
 #include "config/url.h"
 #include "probes/classify.h"
 
+struct vp_proto;
+
 /* One probe to run. Owned by the caller; the engine borrows it from
  * vp_engine_submit() until the result callback returns. */
 struct vp_probe_req {
 	struct sockaddr_storage addr;  /* AF_INET or AF_INET6, port set */
 	uint32_t timeout_ms;
 	enum vp_kind kind;
+	const struct vp_proto *proto;  /* borrowed; NULL: the kind's own (vp_proto_for) */
 	void *data;                    /* the caller's, untouched */
 	struct vp_probe_req *next;     /* the engine's queue link */
 };
@@ -29,6 +32,7 @@ struct vp_probe_result {
 	char address[46];
 	uint16_t port;
 	double connect_ms;             /* < 0 when the handshake did not complete */
+	double protocol_ms;            /* < 0 when no protocol spoke */
 	double total_ms;
 	uint64_t start_ns;             /* monotonic (uv_hrtime) */
 	uint64_t deadline_ns;

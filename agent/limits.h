@@ -7,6 +7,10 @@
 #define VP_CONFIG_MAX_BYTES     (4 * 1024 * 1024) /* a config file larger than this is refused */
 #define VP_CONFIG_MAX_TARGETS   100000
 #define VP_CONFIG_MAX_ERRORS    16      /* validate reports at most this many */
+#define VP_CONFIG_MAX_LISTENERS 1024
+#define VP_CONFIG_MAX_BEACONS   64
+#define VP_CONFIG_MAX_CIDRS     1024    /* per beacon's expect_from */
+#define VP_CONFIG_MAX_DNS_SERVERS 8
 #define VP_NAME_MAX             128     /* target and agent names, bytes */
 #define VP_URL_MAX              2048
 #define VP_HOST_MAX             256     /* RFC 1035 name: 253 + brackets + NUL */
@@ -26,9 +30,24 @@
 #define VP_IN_FLIGHT_MAX        1000000
 #define VP_FD_RESERVE           64
 
+/* Protocol replies are read with a hard bound. */
+#define VP_REPLY_MAX            (64 * 1024)
+#define VP_REPLY_CHUNK          4096
+#define VP_SEND_MAX             (64 * 1024)
+
 /* Text. */
 #define VP_DETAIL_MAX           256
 #define VP_HINT_MAX             512
 #define VP_ERR_MAX              1024    /* one error message */
+
+/* Listener table (probes/listeners.c, issue 3). */
+#define VP_LISTEN_SOCKETS_MAX   65536   /* listening sockets kept; more are dropped and flagged */
+#define VP_LISTEN_PORTS_MAX     1024    /* ports asked on one command line */
+#define VP_LISTEN_PROC_BYTES_MAX (64 * 1024 * 1024) /* read of one /proc/net/tcp{,6} */
+#define VP_LISTEN_PROC_LINE_MAX 512     /* a longer /proc/net/tcp line is skipped */
+#define VP_LISTEN_READ_BUF      65536   /* one netlink receive (the kernel sends <= 32 KiB) or /proc read */
+#define VP_LISTEN_NL_TIMEOUT_MS 5000    /* a sock_diag dump that stalls this long fails */
+#define VP_LISTEN_SCAN_LINKS_MAX 262144 /* /proc/PID/fd links read to find owners */
+#define VP_LISTEN_COMM_MAX      64      /* a process name (the kernel's comm is 16) */
 
 #endif

@@ -87,7 +87,7 @@ void vp_term_print(FILE *f, const struct vp_term_row *rows, size_t n)
 		fprintf(f, "%-*.*s  %-*s  %5u  %s%-14s%s  %-20s  %10s  %10s\n", wt, TARGET_WIDTH_MAX, name,
 		        wa, r->address, (unsigned)r->port, colour ? verdict_colour(r->v.verdict) : "",
 		        vp_verdict_name(r->v.verdict), colour ? "\033[0m" : "",
-		        vp_reason_name(r->v.reason), c, t);
+		        vp_verdict_reason(&r->v), c, t);
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct vp_probe_result *r = rows[i].res;

@@ -39,6 +39,7 @@ struct vp_connect_obs {
 struct vp_verdict_out {
 	enum vp_verdict verdict;
 	enum vp_reason reason;
+	char reason_text[48];          /* VP_REASON_PROTOCOL: the protocol's own reason name */
 	int err;                       /* positive errno that the record names, 0 for none */
 	char detail[VP_DETAIL_MAX];    /* one sentence: what was seen */
 	char hint[VP_HINT_MAX];        /* the likely cause in Cloud Run / VPC terms and the next step */
@@ -49,6 +50,9 @@ void vp_classify_connect(const struct vp_connect_obs *obs, struct vp_verdict_out
 /* Writes out->detail and out->hint for the verdict and reason already in
  * 'out' (probes/explain.c). Called by vp_classify_connect(). */
 void vp_explain_connect(const struct vp_connect_obs *obs, struct vp_verdict_out *out);
+
+/* The reason's name: reason_text for VP_REASON_PROTOCOL, else vp_reason_name(). */
+const char *vp_verdict_reason(const struct vp_verdict_out *v);
 
 /* "ECONNREFUSED" for ECONNREFUSED; NULL for 0. */
 const char *vp_errno_name(int err);

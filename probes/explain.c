@@ -25,6 +25,13 @@ static const char *hostport(char *buf, size_t len, const char *addr, unsigned po
 	return buf;
 }
 
+const char *vp_verdict_reason(const struct vp_verdict_out *v)
+{
+	if (v->reason == VP_REASON_PROTOCOL && v->reason_text[0])
+		return v->reason_text;
+	return vp_reason_name(v->reason);
+}
+
 static const char *icmp_name(const struct vp_connect_obs *obs)
 {
 	return obs->icmp_family == AF_INET6 ? "ICMPv6" : "ICMP";

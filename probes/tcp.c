@@ -9,6 +9,11 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "agent/limits.h"
+#include "probes/proto.h"
 #include "probes/tcp.h"
 
 #define NS_PER_MS 1000000ULL
@@ -17,8 +22,14 @@ static void on_close(uv_handle_t *h)
 {
 	struct vp_tcp_probe *p = h->data;
 
-	if (--p->pending_close == 0)
-		p->done(p);
+	if (--p->pending_close > 0)
+		return;
+	if (p->proto && p->proto->done)
+		p->proto->done(p);
+	free(p->rbuf);
+	p->rbuf = NULL;
+	p->rlen = p->rcap = 0;
+	p->done(p);
 }
 
 /* Reads the ICMP error that the kernel queued for this socket, if any
@@ -68,26 +79,162 @@ static void read_icmp_error(struct vp_tcp_probe *p)
 	}
 }
 
+/* Closes both handles; 'done' runs from the last close callback. */
+static void finish(struct vp_tcp_probe *p)
+{
+	p->end_ns = uv_hrtime();
+	uv_timer_stop(&p->timer);
+	p->pending_close++;
+	uv_close((uv_handle_t *)&p->timer, on_close);
+	if (p->tcp_open) {
+		/* Closing cancels a pending connect or write: their callbacks see
+		 * UV_ECANCELED before on_close runs. */
+		p->pending_close++;
+		uv_close((uv_handle_t *)&p->tcp, on_close);
+	}
+}
+
+/* The outcome of the connect itself. */
 static void decide(struct vp_tcp_probe *p, enum vp_connect_event ev, int err, const char *op)
 {
 	if (p->decided)
 		return;
 	p->decided = true;
-	p->end_ns = uv_hrtime();
 	p->obs.event = ev;
 	p->obs.err = err;
 	p->obs.op = op;
 	if (ev == VP_CONNECT_FAILED)
 		read_icmp_error(p);
+	finish(p);
+}
 
-	uv_timer_stop(&p->timer);
-	p->pending_close++;
-	uv_close((uv_handle_t *)&p->timer, on_close);
-	if (p->tcp_open) {
-		/* Closing cancels a pending connect: on_connect sees UV_ECANCELED. */
-		p->pending_close++;
-		uv_close((uv_handle_t *)&p->tcp, on_close);
+void vp_tcp_decide(struct vp_tcp_probe *p, const struct vp_verdict_out *v)
+{
+	if (p->decided)
+		return;
+	p->decided = true;
+	p->proto_decided = true;
+	p->proto_out = *v;
+	finish(p);
+}
+
+/* The protocol phase ended without the protocol deciding. */
+static void decide_phase(struct vp_tcp_probe *p, enum vp_verdict verdict, enum vp_reason reason,
+                         int err, const char *what)
+{
+	struct vp_verdict_out v = { .verdict = verdict, .reason = reason, .err = err };
+
+	snprintf(v.detail, sizeof(v.detail), "%s after the handshake, %zu bytes read", what, p->rtotal);
+	if (verdict == VP_VERDICT_RESET || verdict == VP_VERDICT_TIMEOUT)
+		snprintf(v.hint, sizeof(v.hint),
+		         "The port accepts connections but the %s service did not answer: it may be "
+		         "another service on this port, overloaded, or limiting connections "
+		         "(max_connections, maxclients); check its logs on the target.", p->proto->name);
+	else
+		snprintf(v.hint, sizeof(v.hint),
+		         "The reply is not %s's: check that the port belongs to the service you expect.",
+		         p->proto->name);
+	vp_tcp_decide(p, &v);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct vp_tcp_probe *p = h->data;
+	size_t want = p->rlen + VP_REPLY_CHUNK;
+
+	(void)suggested;
+	if (want > VP_REPLY_MAX)
+		want = VP_REPLY_MAX;
+	if (want > p->rcap) {
+		uint8_t *n = realloc(p->rbuf, want);
+		if (n) {
+			p->rbuf = n;
+			p->rcap = want;
+		}
 	}
+	/* A zero-length buffer makes libuv report UV_ENOBUFS to on_read. */
+	*buf = uv_buf_init((char *)p->rbuf + p->rlen, (unsigned)(p->rcap - p->rlen));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct vp_tcp_probe *p = s->data;
+
+	(void)buf;
+	if (p->decided)
+		return;
+	if (nread > 0) {
+		p->rlen += (size_t)nread;
+		p->rtotal += (size_t)nread;
+		p->proto->on_data(p);
+		if (!p->decided && p->rlen >= VP_REPLY_MAX)
+			decide_phase(p, VP_VERDICT_PROTOCOL_ERROR, VP_REASON_UNEXPECTED_REPLY, 0,
+			             "reply larger than the 64 KiB bound");
+	} else if (nread == UV_EOF) {
+		decide_phase(p, VP_VERDICT_RESET, VP_REASON_CLOSED_BEFORE_REPLY, 0,
+		             "the peer closed the connection");
+	} else if (nread == UV_ENOBUFS) {
+		decide(p, VP_CONNECT_SETUP_FAILED, ENOMEM, "read");
+	} else if (nread < 0) {
+		decide_phase(p, VP_VERDICT_RESET, VP_REASON_RESET_BEFORE_REPLY, (int)-nread,
+		             "the peer reset the connection");
+	}
+}
+
+static void start_proto(struct vp_tcp_probe *p)
+{
+	int r = uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read);
+
+	if (r == 0)
+		r = p->proto->start(p);
+	if (r < 0)
+		decide(p, VP_CONNECT_SETUP_FAILED, -r, "read");
+}
+
+struct send_req {
+	uv_write_t req;
+	size_t len;
+	char data[];
+};
+
+static void on_written(uv_write_t *req, int status)
+{
+	struct vp_tcp_probe *p = req->handle->data;
+
+	free(req);
+	if (status < 0 && status != UV_ECANCELED && !p->decided)
+		decide_phase(p, VP_VERDICT_RESET, VP_REASON_RESET_BEFORE_REPLY, -status,
+		             "sending the request failed");
+}
+
+int vp_tcp_send(struct vp_tcp_probe *p, const void *buf, size_t len)
+{
+	struct send_req *w;
+	uv_buf_t b;
+	int r;
+
+	if (len > VP_SEND_MAX)
+		return -EMSGSIZE;
+	w = malloc(sizeof(*w) + len);
+	if (!w)
+		return -ENOMEM;
+	memcpy(w->data, buf, len);
+	w->len = len;
+	b = uv_buf_init(w->data, (unsigned)len);
+	r = uv_write(&w->req, (uv_stream_t *)&p->tcp, &b, 1, on_written);
+	if (r < 0)
+		free(w);
+	return r;
+}
+
+void vp_tcp_consume(struct vp_tcp_probe *p, size_t n)
+{
+	if (n >= p->rlen) {
+		p->rlen = 0;
+		return;
+	}
+	memmove(p->rbuf, p->rbuf + n, p->rlen - n);
+	p->rlen -= n;
 }
 
 static void on_connect(uv_connect_t *req, int status)
@@ -98,7 +245,10 @@ static void on_connect(uv_connect_t *req, int status)
 		return; /* we closed the socket after deciding */
 	if (status == 0) {
 		p->connected_ns = uv_hrtime();
-		decide(p, VP_CONNECT_DONE, 0, NULL);
+		if (p->proto)
+			start_proto(p);
+		else
+			decide(p, VP_CONNECT_DONE, 0, NULL);
 	} else {
 		decide(p, VP_CONNECT_FAILED, -status, "connect");
 	}
@@ -117,7 +267,11 @@ static void on_deadline(uv_timer_t *t)
 		uv_timer_start(t, on_deadline, (p->deadline_ns - now + NS_PER_MS - 1) / NS_PER_MS, 0);
 		return;
 	}
-	decide(p, VP_CONNECT_DEADLINE, ETIMEDOUT, NULL);
+	if (p->connected_ns)
+		decide_phase(p, VP_VERDICT_TIMEOUT, VP_REASON_REPLY_TIMEOUT, ETIMEDOUT,
+		             "no complete reply before the deadline");
+	else
+		decide(p, VP_CONNECT_DEADLINE, ETIMEDOUT, NULL);
 }
 
 static int set_recverr(struct vp_tcp_probe *p, int family)
@@ -146,6 +300,10 @@ void vp_tcp_probe_start(uv_loop_t *loop, struct vp_tcp_probe *p, const struct so
 	p->tcp_open = false;
 	p->decided = false;
 	p->connected_ns = 0;
+	p->proto_state = NULL;
+	p->rbuf = NULL;
+	p->rlen = p->rcap = p->rtotal = 0;
+	p->proto_decided = false;
 	p->obs.icmp_family = 0;
 	p->obs.icmp_from[0] = '\0';
 
@@ -183,4 +341,12 @@ void vp_tcp_probe_start(uv_loop_t *loop, struct vp_tcp_probe *p, const struct so
 void vp_tcp_probe_cancel(struct vp_tcp_probe *p)
 {
 	decide(p, VP_CONNECT_DEADLINE, ECANCELED, NULL);
+}
+
+void vp_tcp_probe_verdict(const struct vp_tcp_probe *p, struct vp_verdict_out *out)
+{
+	if (p->proto_decided)
+		*out = p->proto_out;
+	else
+		vp_classify_connect(&p->obs, out);
 }

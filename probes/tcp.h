@@ -11,6 +11,7 @@
 
 struct vp_tcp_probe;
 typedef void (*vp_tcp_done_cb)(struct vp_tcp_probe *p);
+struct vp_proto;
 
 struct vp_tcp_probe {
 	uv_tcp_t tcp;
@@ -24,11 +25,23 @@ struct vp_tcp_probe {
 	uint64_t connected_ns;     /* 0 unless the handshake completed */
 	uint64_t end_ns;
 	struct vp_connect_obs obs;
+
+	/* The protocol phase (probes/proto.h); all zero for a plain connect. */
+	const struct vp_proto *proto;  /* borrowed, NULL: decide at the handshake */
+	void *proto_state;         /* owned by 'proto' */
+	uint8_t *rbuf;             /* owned: bytes read, not yet consumed */
+	size_t rlen;
+	size_t rcap;               /* grows to VP_REPLY_MAX at most */
+	size_t rtotal;             /* bytes read in all */
+	bool proto_decided;        /* 'proto_out' holds the verdict */
+	struct vp_verdict_out proto_out;
+
 	vp_tcp_done_cb done;       /* runs after the last close callback */
 	void *data;                /* the owner's */
 };
 
-/* Starts a connect to 'sa' (AF_INET or AF_INET6). Never fails: every outcome,
+/* Starts a connect to 'sa' (AF_INET or AF_INET6), then runs p->proto, if
+ * set, over the connection. Never fails: every outcome,
  * including a socket() or connect() error, ends in 'done', which runs once
  * from a later loop turn after both handles are closed. 'p' must stay valid
  * until then. obs.kind/address/port/timeout_ms are filled by the caller. */
@@ -37,5 +50,9 @@ void vp_tcp_probe_start(uv_loop_t *loop, struct vp_tcp_probe *p, const struct so
 
 /* Ends the probe early (as a deadline); 'done' still runs. */
 void vp_tcp_probe_cancel(struct vp_tcp_probe *p);
+
+/* The verdict of a finished probe: the protocol's when it decided, else the
+ * classifier's reading of the connect. */
+void vp_tcp_probe_verdict(const struct vp_tcp_probe *p, struct vp_verdict_out *out);
 
 #endif

@@ -30,6 +30,13 @@ static const char *const reason_names[VP_REASON_MAX] = {
 	[VP_REASON_NO_BUFFERS] = "no_buffers",
 	[VP_REASON_LOCAL_POLICY] = "local_policy",
 	[VP_REASON_LOCAL_OTHER] = "local_other",
+	[VP_REASON_LOOPBACK_BIND] = "loopback_bind",
+	[VP_REASON_BOUND_OTHER_ADDRESS] = "bound_other_address",
+	[VP_REASON_REPLY_TIMEOUT] = "reply_timeout",
+	[VP_REASON_RESET_BEFORE_REPLY] = "reset_before_reply",
+	[VP_REASON_CLOSED_BEFORE_REPLY] = "closed_before_reply",
+	[VP_REASON_UNEXPECTED_REPLY] = "unexpected_reply",
+	[VP_REASON_PROTOCOL] = "protocol",
 };
 
 const char *vp_verdict_name(enum vp_verdict v)

@@ -38,6 +38,13 @@ enum vp_reason {
 	VP_REASON_NO_BUFFERS,         /* local_error: ENOBUFS, ENOMEM */
 	VP_REASON_LOCAL_POLICY,       /* local_error: EPERM, EACCES from this host's own rules */
 	VP_REASON_LOCAL_OTHER,        /* local_error: anything else this host said */
+	VP_REASON_LOOPBACK_BIND,      /* localhost_only: the port listens on 127.0.0.1 / ::1 only */
+	VP_REASON_BOUND_OTHER_ADDRESS, /* refused: the port listens on other addresses of this host */
+	VP_REASON_REPLY_TIMEOUT,      /* timeout: connected, but no reply before the deadline */
+	VP_REASON_RESET_BEFORE_REPLY, /* reset: accepted, then reset before answering */
+	VP_REASON_CLOSED_BEFORE_REPLY, /* reset: accepted, then closed before answering */
+	VP_REASON_UNEXPECTED_REPLY,   /* protocol_error: the reply is not the protocol's */
+	VP_REASON_PROTOCOL,           /* protocol_error etc.: the protocol names its own reason */
 	VP_REASON_MAX,
 	VP_REASON_INVALID = -EINVAL,
 };

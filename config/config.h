@@ -20,12 +20,7 @@ struct vp_listener_check {
 	uint16_t port;
 };
 
-struct vp_cidr {
-	int family;            /* AF_INET or AF_INET6 */
-	uint8_t addr[16];      /* network byte order, host bits zero */
-	uint8_t prefix;
-	char text[64];         /* as written */
-};
+/* struct vp_cidr lives in config/url.h, next to its parser. */
 
 struct vp_beacon {
 	char *listen;          /* owned: "ADDR:PORT" as written */

@@ -1,4 +1,6 @@
-/* Target URLs: tcp://, postgres://, redis://, rediss://, http://, https://. */
+/* Addresses as users write them: target URLs (tcp://, postgres://, redis://,
+ * rediss://, http://, https://), ADDR:PORT pairs and CIDR blocks.
+ * Pure string work: nothing here resolves a name or opens a socket. */
 #ifndef VP_URL_H
 #define VP_URL_H
 
@@ -37,6 +39,36 @@ struct vp_url {
 /* Parses 'text' into '*ret'. Returns 0, or -EINVAL with a sentence that says
  * what is wrong in 'err' (at most 'errlen' bytes), leaving '*ret' untouched. */
 int vp_url_parse(const char *text, struct vp_url *ret, char *err, size_t errlen);
+
+/* An IP address and a port, as in agent.status_listen ("127.0.0.1:9464",
+ * "[::1]:9464"), beacons[].listen and agent.dns_servers. */
+struct vp_addrport {
+	int family;            /* AF_INET or AF_INET6 */
+	uint8_t addr[16];      /* network byte order; IPv4 uses the first 4 bytes */
+	uint16_t port;
+};
+
+/* Parses "IPv4:PORT" or "[IPv6]:PORT" into '*ret'. With 'default_port' 0 the
+ * port is required; otherwise "IPv4", "[IPv6]" and a bare "IPv6" are accepted
+ * too and get 'default_port'. Host names are refused: what this names is
+ * bound to or sent to before any resolver can be trusted. Returns 0, or
+ * -EINVAL with one sentence in 'err', leaving '*ret' untouched. */
+int vp_addrport_parse(const char *text, uint16_t default_port, struct vp_addrport *ret,
+                      char *err, size_t errlen);
+
+/* A network such as "10.8.0.0/28" or "fd00:198:18::/48". */
+struct vp_cidr {
+	int family;            /* AF_INET or AF_INET6 */
+	uint8_t addr[16];      /* network byte order, host bits zero */
+	uint8_t prefix;
+	char text[64];         /* as written */
+};
+
+/* Parses 'text' into '*ret'. A bare address means a single host (/32 or
+ * /128). Host bits set below the prefix are an error, since "10.8.0.5/28"
+ * is more likely a typo than a wish for 10.8.0.0/28. Returns 0, or -EINVAL
+ * with one sentence in 'err', leaving '*ret' untouched. */
+int vp_cidr_parse(const char *text, struct vp_cidr *ret, char *err, size_t errlen);
 
 /* "tcp", "postgres", ...; "invalid" for anything else. */
 const char *vp_kind_name(enum vp_kind kind);

@@ -1,3 +1,749 @@
+/* Unit tests for config/config.c: every message the loader can give, and the
+ * configs that must load. JSON in the tables is written with single quotes
+ * for legibility; json_of() turns them into double quotes before loading. */
+#include <arpa/inet.h>
 #include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
-int main(void) { return EXIT_SUCCESS; }
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config/config.h"
+
+#define L10 "abcdefghij"
+#define L100 L10 L10 L10 L10 L10 L10 L10 L10 L10 L10
+#define L1000 L100 L100 L100 L100 L100 L100 L100 L100 L100 L100
+#define N_ELEMS(a) (int)(sizeof(a) / sizeof((a)[0]))
+#define SRC "config 't.json': "
+
+static char *json_of(const char *text)
+{
+	char *s = strdup(text);
+
+	ck_assert_ptr_nonnull(s);
+	for (char *p = s; *p != '\0'; p++)
+		if (*p == '\'')
+			*p = '"';
+	return s;
+}
+
+static unsigned count_lines(const char *s)
+{
+	unsigned n = s[0] != '\0';
+
+	for (; *s != '\0'; s++)
+		n += *s == '\n';
+	return n;
+}
+
+struct bad_case {
+	const char *json;
+	unsigned lines;          /* how many messages */
+	const char *forbidden;   /* must not appear: a secret */
+	const char *expect[3];   /* substrings of the messages */
+};
+
+static const struct bad_case bad_cases[] = {
+	/* the document */
+	{ "[]", 1, NULL, { SRC "expected an object at the top level, got an array" } },
+	{ "{'colour': 1}", 1, NULL, { SRC "colour: unknown key (known: agent, defaults, targets, "
+	  "listeners, beacons, collector)" } },
+	{ "{\n  'agent': {\n    'name': 'x',\n  }\n}", 1, NULL,
+	  { SRC "line 4, column 3: syntax error: string or '}' expected near '}'" } },
+	{ "{'agent': {}, 'agent': {}}", 1, NULL, { SRC "line 1, column 21: duplicate object key "
+	  "near '\"agent\"'; each key may appear only once per object" } },
+	{ "{'agent': {'name': 'a', 'name': 'b'}}", 1, NULL,
+	  { "line 1, column 30: duplicate object key" } },
+	{ "", 1, NULL, { SRC "line 1, column 0: syntax error: '[' or '{' expected near end of file" } },
+	{ "{} {}", 1, NULL, { "line 1, column 4: syntax error: end of file expected" } },
+	{ "{'agent': {'name': 'a\\u0000b'}}", 1, NULL, { "syntax error: \\u0000 is not allowed" } },
+	{ "{'defaults': {'interval_s': 1e999}}", 1, NULL, { "syntax error: real number overflow" } },
+	{ "{'defaults': {'interval_s': 99999999999999999999}}", 1, NULL,
+	  { "syntax error: too big integer" } },
+	/* agent */
+	{ "{'agent': []}", 1, NULL, { SRC "agent: expected an object, got an array" } },
+	{ "{'agent': null}", 1, NULL, { "agent: expected an object, got null" } },
+	{ "{'agent': {'colour': 'red'}}", 1, NULL, { SRC "agent.colour: unknown key (known: name, "
+	  "status_listen, status_token_file, state_dir, dns_servers, max_in_flight)" } },
+	{ "{'agent': {'\\u0001x': 1}}", 1, NULL, { "agent.?x: unknown key" } },
+	{ "{'agent': {'" L100 "': 1}}", 1, NULL, { "agent." L10 L10 L10 L10 L10 L10 "abcd...: unknown" } },
+	{ "{'agent': {'name': 5}}", 1, NULL, { SRC "agent.name: expected a string, got an integer" } },
+	{ "{'agent': {'name': ''}}", 1, NULL, { "agent.name: empty string; expected 1..128 bytes" } },
+	{ "{'agent': {'name': '" L100 L10 L10 "123456789'}}", 1, NULL,
+	  { "agent.name: 129 bytes, longer than 128" } },
+	{ "{'agent': {'name': 'a\\u0007b'}}", 1, NULL, { "agent.name: control character at byte 1" } },
+	{ "{'agent': {'name': 'ab\\n'}}", 1, NULL, { "agent.name: control character at byte 2" } },
+	{ "{'agent': {'name': 'a\\u0085'}}", 1, NULL, { "agent.name: control character at byte 1" } },
+	{ "{'agent': {'status_listen': true}}", 1, NULL,
+	  { "agent.status_listen: expected a string, got true" } },
+	{ "{'agent': {'status_listen': 'localhost:9464'}}", 1, NULL, { SRC "agent.status_listen: "
+	  "'localhost:9464': 'localhost' is not an IP address" } },
+	{ "{'agent': {'status_listen': '127.0.0.1'}}", 1, NULL,
+	  { "agent.status_listen: '127.0.0.1': no port" } },
+	{ "{'agent': {'status_listen': '[::1]:99999'}}", 1, NULL, { "port 99999 not in 1..65535" } },
+	{ "{'agent': {'status_listen': '::1:9464'}}", 1, NULL, { "an IPv6 address needs brackets" } },
+	{ "{'agent': {'status_token_file': 5}}", 1, NULL,
+	  { "agent.status_token_file: expected a string or null, got an integer" } },
+	{ "{'agent': {'status_token_file': ''}}", 1, NULL,
+	  { "agent.status_token_file: empty string; expected 1..4095 bytes" } },
+	{ "{'agent': {'state_dir': null}}", 1, NULL, { "agent.state_dir: expected a string, got null" } },
+	{ "{'agent': {'dns_servers': '8.8.8.8'}}", 1, NULL,
+	  { "agent.dns_servers: expected an array, got a string" } },
+	{ "{'agent': {'dns_servers': [1]}}", 1, NULL,
+	  { "agent.dns_servers[0]: expected a string, got an integer" } },
+	{ "{'agent': {'dns_servers': ['127.0.0.53', 'dns.google']}}", 1, NULL,
+	  { "agent.dns_servers[1]: 'dns.google': 'dns.google' is not an IP address" } },
+	{ "{'agent': {'dns_servers': ['127.0.0.1:0']}}", 1, NULL,
+	  { "agent.dns_servers[0]: '127.0.0.1:0': port 0 not in 1..65535" } },
+	{ "{'agent': {'dns_servers': ['1.1.1.1','1.1.1.2','1.1.1.3','1.1.1.4','1.1.1.5',"
+	  "'1.1.1.6','1.1.1.7','1.1.1.8','1.1.1.9']}}", 1, NULL,
+	  { "agent.dns_servers: 9 entries, more than the limit of 8" } },
+	{ "{'agent': {'max_in_flight': 0}}", 1, NULL, { "agent.max_in_flight: 0 not in 1..1000000" } },
+	{ "{'agent': {'max_in_flight': 1000001}}", 1, NULL, { "1000001 not in 1..1000000" } },
+	{ "{'agent': {'max_in_flight': 1.5}}", 1, NULL,
+	  { "agent.max_in_flight: expected an integer, got a real number" } },
+	{ "{'agent': {'max_in_flight': '10'}}", 1, NULL, { "expected an integer, got a string" } },
+	{ "{'agent': {'max_in_flight': false}}", 1, NULL, { "expected an integer, got false" } },
+	/* defaults */
+	{ "{'defaults': []}", 1, NULL, { "defaults: expected an object, got an array" } },
+	{ "{'defaults': {'interval': 10}}", 1, NULL,
+	  { "defaults.interval: unknown key (known: interval_s, timeout_ms)" } },
+	{ "{'defaults': {'interval_s': 0}}", 1, NULL, { SRC "defaults.interval_s: 0 not in 1..86400" } },
+	{ "{'defaults': {'interval_s': 86401}}", 1, NULL, { "defaults.interval_s: 86401 not in 1..86400" } },
+	{ "{'defaults': {'interval_s': 9999999999999}}", 1, NULL, { "9999999999999 not in 1..86400" } },
+	{ "{'defaults': {'timeout_ms': 0}}", 1, NULL, { "defaults.timeout_ms: 0 not in 1..600000" } },
+	{ "{'defaults': {'timeout_ms': -1}}", 1, NULL, { "defaults.timeout_ms: -1 not in 1..600000" } },
+	{ "{'defaults': {'timeout_ms': 600001}}", 1, NULL, { "600001 not in 1..600000" } },
+	{ "{'defaults': {'interval_s': 1, 'timeout_ms': 2000}}", 1, NULL, { SRC "defaults.timeout_ms: "
+	  "2000 ms is longer than the interval of 1 s; timeout_ms must be at most "
+	  "interval_s*1000" } },
+	{ "{'defaults': {'interval_s': 1}}", 1, NULL, { "defaults.timeout_ms: 2000 ms is longer" } },
+	/* targets */
+	{ "{'targets': {}}", 1, NULL, { "targets: expected an array, got an object" } },
+	{ "{'targets': [1]}", 1, NULL, { "targets[0]: expected an object, got an integer" } },
+	{ "{'targets': [{}]}", 2, NULL, { SRC "targets[0].name: required key is missing",
+	  SRC "targets[0].url: required key is missing" } },
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1', 'port': 1}]}", 1, NULL,
+	  { "targets[0].port: unknown key (known: name, url, interval_s, timeout_ms, "
+	    "password_file)" } },
+	{ "{'targets': [{'name': 7, 'url': 'tcp://h:1'}]}", 1, NULL,
+	  { "targets[0].name: expected a string, got an integer" } },
+	{ "{'targets': [{'name': '', 'url': 'tcp://h:1'}]}", 1, NULL,
+	  { "targets[0].name: empty string; expected 1..128 bytes" } },
+	{ "{'targets': [{'name': '" L100 L10 L10 L10 "', 'url': 'tcp://h:1'}]}", 1, NULL,
+	  { "targets[0].name: 130 bytes, longer than 128" } },
+	{ "{'targets': [{'name': 'a\\tb', 'url': 'tcp://h:1'}]}", 1, NULL,
+	  { "targets[0].name: control character at byte 1" } },
+	{ "{'targets': [{'name': 'db', 'url': 'tcp://h:1'}, {'name': 'x', 'url': 'tcp://h:2'},"
+	  " {'name': 'db', 'url': 'tcp://h:3'}]}", 1, NULL, { SRC "targets[2].name: 'db' is also the "
+	  "name of targets[0]; names must be unique" } },
+	{ "{'targets': [{'name': 'b', 'url': 'tcp://h:1'}, {'name': 'a', 'url': 'tcp://h:2'},"
+	  " {'name': 'b', 'url': 'tcp://h:3'}, {'name': 'a', 'url': 'tcp://h:4'},"
+	  " {'name': 'b', 'url': 'tcp://h:5'}]}", 3, NULL,
+	  { "targets[3].name: 'a' is also the name of targets[1]",
+	    "targets[2].name: 'b' is also the name of targets[0]",
+	    "targets[4].name: 'b' is also the name of targets[0]" } },
+	{ "{'targets': [{'name': 'a', 'url': 5}]}", 1, NULL,
+	  { "targets[0].url: expected a string, got an integer" } },
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://10.0.0.1'}]}", 1, NULL, { SRC "targets[0].url: "
+	  "'tcp://10.0.0.1': tcp:// needs a port, as in tcp://HOST:PORT" } },
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://10.0.0.1:70000'}]}", 1, NULL,
+	  { "targets[0].url: 'tcp://10.0.0.1:70000': port 70000 not in 1..65535" } },
+	{ "{'targets': [{'name': 'a', 'url': ''}]}", 1, NULL, { "targets[0].url: empty URL" } },
+	{ "{'targets': [{'name': 'a', 'url': 'mysql://db'}]}", 1, NULL, { "unknown scheme 'mysql'" } },
+	{ "{'targets': [{'name': 'a', 'url': 'redis://:hunter2@10.0.0.4'}]}", 1, "hunter2",
+	  { "targets[0].url: 'redis://***@10.0.0.4': credentials are not accepted in URLs" } },
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1'}, {'name': 'b', 'url': 'tcp://h:1'},"
+	  " {'name': 'c', 'url': 'tcp://h:1'}, {'name': 'd', 'url': 'tcp://h:1', 'timeout_ms': 0}]}",
+	  1, NULL, { SRC "targets[3].timeout_ms: 0 not in 1..600000" } },
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1', 'interval_s': 0}]}", 1, NULL,
+	  { "targets[0].interval_s: 0 not in 1..86400" } },
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1', 'interval_s': '5'}]}", 1, NULL,
+	  { "targets[0].interval_s: expected an integer, got a string" } },
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1', 'interval_s': 1, 'timeout_ms': 1500}]}",
+	  1, NULL, { "targets[0].timeout_ms: 1500 ms is longer than the interval of 1 s; timeout_ms "
+	  "must be at most interval_s*1000" } },
+	{ "{'defaults': {'timeout_ms': 5000}, 'targets': [{'name': 'a', 'url': 'tcp://h:1',"
+	  " 'interval_s': 2}, {'name': 'b', 'url': 'tcp://h:1'}]}", 1, NULL,
+	  { "targets[0].timeout_ms: 5000 ms is longer than the interval of 2 s" } },
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1', 'timeout_ms': 20000}]}", 1, NULL,
+	  { "targets[0].timeout_ms: 20000 ms is longer than the interval of 10 s" } },
+	{ "{'targets': [{'name': 'a', 'url': 'redis://h', 'password_file': 1}]}", 1, NULL,
+	  { "targets[0].password_file: expected a string, got an integer" } },
+	{ "{'targets': [{'name': 'a', 'url': 'redis://h', 'password_file': ''}]}", 1, NULL,
+	  { "targets[0].password_file: empty string" } },
+	/* listeners */
+	{ "{'listeners': {}}", 1, NULL, { "listeners: expected an array, got an object" } },
+	{ "{'listeners': [5432]}", 1, NULL, { "listeners[0]: expected an object, got an integer" } },
+	{ "{'listeners': [{}]}", 1, NULL, { "listeners[0].port: required key is missing" } },
+	{ "{'listeners': [{'port': 80}, {'port': 0}]}", 1, NULL, { "listeners[1].port: 0 not in 1..65535" } },
+	{ "{'listeners': [{'port': 65536}]}", 1, NULL, { "listeners[0].port: 65536 not in 1..65535" } },
+	{ "{'listeners': [{'port': '80'}]}", 1, NULL,
+	  { "listeners[0].port: expected an integer, got a string" } },
+	{ "{'listeners': [{'port': 80, 'host': 'x'}]}", 1, NULL,
+	  { "listeners[0].host: unknown key (known: port)" } },
+	/* beacons */
+	{ "{'beacons': {}}", 1, NULL, { "beacons: expected an array, got an object" } },
+	{ "{'beacons': ['0.0.0.0:1']}", 1, NULL, { "beacons[0]: expected an object, got a string" } },
+	{ "{'beacons': [{}]}", 1, NULL, { "beacons[0].listen: required key is missing" } },
+	{ "{'beacons': [{'listen': 18080}]}", 1, NULL,
+	  { "beacons[0].listen: expected a string, got an integer" } },
+	{ "{'beacons': [{'listen': '0.0.0.0'}]}", 1, NULL, { "beacons[0].listen: '0.0.0.0': no port" } },
+	{ "{'beacons': [{'listen': '0.0.0.0:1', 'port': 1}]}", 1, NULL,
+	  { "beacons[0].port: unknown key (known: listen, expect_from)" } },
+	{ "{'beacons': [{'listen': '0.0.0.0:1', 'expect_from': '10.8.0.0/28'}]}", 1, NULL,
+	  { "beacons[0].expect_from: expected an array, got a string" } },
+	{ "{'beacons': [{'listen': '0.0.0.0:1', 'expect_from': [8]}]}", 1, NULL,
+	  { "beacons[0].expect_from[0]: expected a string, got an integer" } },
+	{ "{'beacons': [{'listen': '0.0.0.0:1', 'expect_from': ['10.8.0.0/33']}]}", 1, NULL,
+	  { "beacons[0].expect_from[0]: '10.8.0.0/33': prefix length /33 not in 0..32" } },
+	{ "{'beacons': [{'listen': '0.0.0.0:1', 'expect_from': ['10.8.0.0/28', '10.8.0.1/28']}]}",
+	  1, NULL, { SRC "beacons[0].expect_from[1]: '10.8.0.1/28': host bits are set below /28; the "
+	  "network is 10.8.0.0/28" } },
+	{ "{'beacons': [{'listen': '[::]:1', 'expect_from': ['fd00:198:18::1/48']}]}", 1, NULL,
+	  { "the network is fd00:198:18::/48" } },
+	{ "{'beacons': [{'listen': '[::]:1', 'expect_from': ['not-a-cidr']}]}", 1, NULL,
+	  { "'not-a-cidr' is not an IPv4 or IPv6 address" } },
+	{ "{'beacons': [{'listen': '[::]:1', 'expect_from': ['10.8.0.0/']}]}", 1, NULL,
+	  { "empty prefix length after '/'" } },
+	/* collector */
+	{ "{'collector': 'https://c/'}", 1, NULL, { "collector: expected an object or null, got a string" } },
+	{ "{'collector': {}}", 1, NULL, { SRC "collector.url: required key is missing" } },
+	{ "{'collector': {'url': 5}}", 1, NULL, { "collector.url: expected a string, got an integer" } },
+	{ "{'collector': {'url': 'tcp://c:4318'}}", 1, NULL, { SRC "collector.url: 'tcp://c:4318': the "
+	  "collector needs an http:// or https:// URL" } },
+	{ "{'collector': {'url': 'redis://c'}}", 1, NULL, { "needs an http:// or https:// URL" } },
+	{ "{'collector': {'url': 'https://'}}", 1, NULL, { "collector.url: 'https://': missing host" } },
+	{ "{'collector': {'url': 'https://c/', 'format': 'xml'}}", 1, NULL,
+	  { "collector.format: 'xml' is not a format; expected \"json\" or \"otlp\"" } },
+	{ "{'collector': {'url': 'https://c/', 'format': 'JSON'}}", 1, NULL, { "'JSON' is not a format" } },
+	{ "{'collector': {'url': 'https://c/', 'format': 'a\\u0001'}}", 1, NULL,
+	  { "collector.format: control character at byte 1" } },
+	{ "{'collector': {'url': 'https://c/', 'format': 1}}", 1, NULL,
+	  { "collector.format: expected a string, got an integer" } },
+	{ "{'collector': {'url': 'https://c/', 'token_file': ''}}", 1, NULL,
+	  { "collector.token_file: empty string" } },
+	{ "{'collector': {'url': 'https://c/', 'spool_max_mb': 0}}", 1, NULL,
+	  { "collector.spool_max_mb: 0 not in 1..65536" } },
+	{ "{'collector': {'url': 'https://c/', 'spool_max_mb': 65537}}", 1, NULL,
+	  { "65537 not in 1..65536" } },
+	{ "{'collector': {'url': 'https://c/', 'batch': 10}}", 1, NULL,
+	  { "collector.batch: unknown key (known: url, format, token_file, spool_max_mb)" } },
+	/* several at once: all of them, in one go */
+	{ "{'agent': {'colour': 'red'}, 'defaults': {'timeout_ms': 0},\n"
+	  " 'targets': [{'name': 'a', 'url': 'ftp://x'}], 'collector': {'url': 'tcp://c:1'}}", 4, NULL,
+	  { "agent.colour: unknown key", "defaults.timeout_ms: 0 not in 1..600000",
+	    "targets[0].url: 'ftp://x': unknown scheme 'ftp'" } },
+	{ "{'listeners': [{'port':0},{'port':0},{'port':0},{'port':0},{'port':0},{'port':0},"
+	  "{'port':0},{'port':0},{'port':0},{'port':0},{'port':0},{'port':0},{'port':0},"
+	  "{'port':0},{'port':0},{'port':0},{'port':0},{'port':0},{'port':0},{'port':0}]}",
+	  VP_CONFIG_MAX_ERRORS + 1, NULL, { "listeners[15].port: 0 not in 1..65535",
+	  SRC "4 more errors not shown" } },
+};
+
+START_TEST(test_bad_config)
+{
+	const struct bad_case *c = &bad_cases[_i];
+	struct vp_config *cfg = NULL;
+	char err[8192];
+	char *json = json_of(c->json);
+	int r;
+
+	r = vp_config_load_string(json, "t.json", &cfg, err, sizeof(err));
+	ck_assert_msg(r == -EINVAL, "row %d: expected -EINVAL, got %d for %s", _i, r, json);
+	ck_assert_ptr_null(cfg);
+	ck_assert_msg(count_lines(err) == c->lines, "row %d: expected %u messages, got:\n%s",
+	              _i, c->lines, err);
+	for (int j = 0; j < N_ELEMS(c->expect) && c->expect[j] != NULL; j++)
+		ck_assert_msg(strstr(err, c->expect[j]) != NULL, "row %d: messages\n%s\nlack '%s'",
+		              _i, err, c->expect[j]);
+	ck_assert_msg(c->forbidden == NULL || strstr(err, c->forbidden) == NULL,
+	              "row %d: messages show a secret:\n%s", _i, err);
+	ck_assert_msg(err[strlen(err) - 1] != '\n', "row %d: trailing newline", _i);
+	free(json);
+}
+END_TEST
+
+/* Inputs too large to write out: HEAD, then COUNT times ELEM joined by SEP,
+ * then TAIL. Arrays and strings just past their limits, and right at them. */
+struct size_case {
+	const char *head;
+	const char *elem;
+	const char *sep;
+	const char *tail;
+	size_t count;
+	const char *error;   /* NULL: must load */
+};
+
+#define PATH_MAX_LEN (PATH_MAX - 1)
+
+static const struct size_case size_cases[] = {
+	{ "{'agent': {'state_dir': '", "d", "", "'}}", PATH_MAX_LEN + 1,
+	  "agent.state_dir: 4096 bytes, longer than 4095" },
+	{ "{'agent': {'state_dir': '", "d", "", "'}}", PATH_MAX_LEN, NULL },
+	{ "{'agent': {'status_token_file': '", "d", "", "'}}", PATH_MAX_LEN + 1,
+	  "agent.status_token_file: 4096 bytes, longer than 4095" },
+	{ "{'targets': [{'name': 'a', 'url': 'redis://h', 'password_file': '", "d", "", "'}]}",
+	  PATH_MAX_LEN + 1, "targets[0].password_file: 4096 bytes, longer than 4095" },
+	{ "{'collector': {'url': 'http://c/', 'token_file': '", "d", "", "'}}", PATH_MAX_LEN + 1,
+	  "collector.token_file: 4096 bytes, longer than 4095" },
+	{ "{'targets': [{'name': 'a', 'url': 'http://h/", "d", "", "'}]}", VP_URL_MAX,
+	  "targets[0].url: URL is longer than 2047 bytes" },
+	{ "{'targets': [{'name': 'a', 'url': 'http://h/", "d", "", "'}]}", VP_PATH_MAX,
+	  "targets[0].url: 'http://h/dddd" },
+	{ "{'targets': [{'name': 'a', 'url': 'http://h/", "d", "", "'}]}", VP_PATH_MAX,
+	  "path is 1025 bytes, longer than 1023" },
+	{ "{'targets': [{'name': 'a', 'url': 'http://h/", "d", "", "'}]}", VP_PATH_MAX - 2, NULL },
+	{ "{'targets': [", "0", ",", "]}", VP_CONFIG_MAX_TARGETS + 1,
+	  "targets: 100001 entries, more than the limit of 100000" },
+	{ "{'listeners': [", "{'port': 1}", ",", "]}", VP_CONFIG_MAX_LISTENERS + 1,
+	  "listeners: 1025 entries, more than the limit of 1024" },
+	{ "{'listeners': [", "{'port': 1}", ",", "]}", VP_CONFIG_MAX_LISTENERS, NULL },
+	{ "{'beacons': [", "{'listen': '0.0.0.0:1'}", ",", "]}", VP_CONFIG_MAX_BEACONS + 1,
+	  "beacons: 65 entries, more than the limit of 64" },
+	{ "{'beacons': [", "{'listen': '0.0.0.0:1'}", ",", "]}", VP_CONFIG_MAX_BEACONS, NULL },
+	{ "{'beacons': [{'listen': '0.0.0.0:1', 'expect_from': [", "'10.0.0.0/8'", ",", "]}]}",
+	  VP_CONFIG_MAX_CIDRS + 1, "beacons[0].expect_from: 1025 entries, more than the limit of 1024" },
+	{ "{'beacons': [{'listen': '0.0.0.0:1', 'expect_from': [", "'10.0.0.0/8'", ",", "]}]}",
+	  VP_CONFIG_MAX_CIDRS, NULL },
+	{ "{'agent': {'dns_servers': [", "'127.0.0.1'", ",", "]}}", VP_CONFIG_MAX_DNS_SERVERS, NULL },
+};
+
+START_TEST(test_array_limits)
+{
+	const struct size_case *c = &size_cases[_i];
+	size_t elen = strlen(c->elem) + strlen(c->sep);
+	size_t len = strlen(c->head) + c->count * elen + strlen(c->tail) + 1;
+	char *text = malloc(len);
+	struct vp_config *cfg = NULL;
+	char err[4096];
+	char *json;
+	size_t used;
+	int r;
+
+	ck_assert_ptr_nonnull(text);
+	used = (size_t)snprintf(text, len, "%s", c->head);
+	for (size_t i = 0; i < c->count; i++)
+		used += (size_t)snprintf(text + used, len - used, "%s%s", i > 0 ? c->sep : "", c->elem);
+	snprintf(text + used, len - used, "%s", c->tail);
+	json = json_of(text);
+	r = vp_config_load_string(json, "t.json", &cfg, err, sizeof(err));
+	if (c->error == NULL) {
+		ck_assert_msg(r == 0, "row %d: %s", _i, err);
+		ck_assert_ptr_nonnull(cfg);
+	} else {
+		ck_assert_int_eq(r, -EINVAL);
+		ck_assert_msg(strstr(err, c->error) != NULL, "row %d: '%s' lacks '%s'", _i, err,
+		              c->error);
+		ck_assert_uint_eq(count_lines(err), 1);
+	}
+	vp_config_free(cfg);
+	free(json);
+	free(text);
+}
+END_TEST
+
+/* Configs that must load, with one fact about each. */
+struct good_case {
+	const char *json;
+	size_t n_targets;
+	uint32_t interval_s;    /* of the last target, or of the defaults */
+	uint32_t timeout_ms;
+};
+
+static const struct good_case good_cases[] = {
+	{ "{}", 0, VP_INTERVAL_S_DEFAULT, VP_TIMEOUT_MS_DEFAULT },
+	{ "{'targets': [], 'listeners': [], 'beacons': [], 'collector': null}", 0, 10, 2000 },
+	{ "{'agent': {'status_token_file': null, 'dns_servers': []}}", 0, 10, 2000 },
+	/* targets inherit the defaults whatever the order of the keys */
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1'}], 'defaults': {'interval_s': 60,"
+	  " 'timeout_ms': 60000}}", 1, 60, 60000 },
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1', 'interval_s': 3}]}", 1, 3, 2000 },
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1', 'timeout_ms': 10000}]}", 1, 10, 10000 },
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1', 'interval_s': 1, 'timeout_ms': 1000}]}",
+	  1, 1, 1000 },
+	/* names are compared exactly: case and spaces make them different */
+	{ "{'targets': [{'name': 'db', 'url': 'tcp://h:1'}, {'name': 'DB', 'url': 'tcp://h:1'},"
+	  " {'name': 'db ', 'url': 'tcp://h:1'}, {'name': 'caf\\u00e9', 'url': 'tcp://h:1'}]}",
+	  4, 10, 2000 },
+	/* host names are valid here; resolving them is the probe's job */
+	{ "{'targets': [{'name': 'a', 'url': 'https://api.internal/healthz'}]}", 1, 10, 2000 },
+	{ "{'agent': {'status_listen': '[::1]:9464', 'dns_servers': ['127.0.0.53',"
+	  " '[::1]:5353', 'fd00:198:18::53']}}", 0, 10, 2000 },
+	{ "{'collector': {'url': 'http://127.0.0.1:4318/v1/logs'}}", 0, 10, 2000 },
+	{ "{'beacons': [{'listen': '127.0.0.1:18080'}]}", 0, 10, 2000 },
+	{ " \n\t{ } \n", 0, 10, 2000 },
+};
+
+START_TEST(test_good_config)
+{
+	const struct good_case *c = &good_cases[_i];
+	struct vp_config *cfg = NULL;
+	char err[4096] = "";
+	char *json = json_of(c->json);
+	int r;
+
+	r = vp_config_load_string(json, "t.json", &cfg, err, sizeof(err));
+	ck_assert_msg(r == 0, "row %d: %s", _i, err);
+	ck_assert_str_eq(err, "");
+	ck_assert_uint_eq(cfg->n_targets, c->n_targets);
+	if (c->n_targets > 0) {
+		ck_assert_uint_eq(cfg->targets[c->n_targets - 1].interval_s, c->interval_s);
+		ck_assert_uint_eq(cfg->targets[c->n_targets - 1].timeout_ms, c->timeout_ms);
+	} else {
+		ck_assert_uint_eq(cfg->interval_s, c->interval_s);
+		ck_assert_uint_eq(cfg->timeout_ms, c->timeout_ms);
+	}
+	ck_assert_str_eq(cfg->source, "t.json");
+	vp_config_free(cfg);
+	free(json);
+}
+END_TEST
+
+static void check_target(const struct vp_target *t, const char *name, enum vp_kind kind,
+                         const char *host, uint16_t port, uint32_t interval_s)
+{
+	ck_assert_str_eq(t->name, name);
+	ck_assert_int_eq(t->url.kind, kind);
+	ck_assert_str_eq(t->url.host, host);
+	ck_assert_uint_eq(t->url.port, port);
+	ck_assert_uint_eq(t->interval_s, interval_s);
+}
+
+START_TEST(test_embedded_default)
+{
+	struct vp_config *cfg = NULL;
+	char err[4096] = "";
+	char host[VP_NAME_MAX + 1] = "";
+	int r;
+
+	r = vp_config_load_string(vp_config_default_json, VP_CONFIG_EMBEDDED_NAME, &cfg, err,
+	                          sizeof(err));
+	ck_assert_msg(r == 0, "%s", err);
+	ck_assert_str_eq(cfg->source, "(embedded default)");
+	ck_assert_int_eq(gethostname(host, sizeof(host) - 1), 0);
+	ck_assert_str_eq(cfg->agent_name, host);
+	ck_assert_str_eq(cfg->status_listen, "127.0.0.1:9464");
+	ck_assert_ptr_null(cfg->status_token_file);
+	ck_assert_str_eq(cfg->state_dir, "/var/lib/vpcprobe");
+	ck_assert_uint_eq(cfg->n_dns_servers, 0);
+	ck_assert_uint_eq(cfg->max_in_flight, VP_IN_FLIGHT_DEFAULT);
+	ck_assert_uint_eq(cfg->n_targets, 3);
+	check_target(&cfg->targets[0], "local-postgres", VP_KIND_POSTGRES, "127.0.0.1", 5432, 10);
+	check_target(&cfg->targets[1], "local-redis", VP_KIND_REDIS, "127.0.0.1", 6379, 10);
+	check_target(&cfg->targets[2], "local-http", VP_KIND_HTTP, "127.0.0.1", 8080, 10);
+	ck_assert_str_eq(cfg->targets[2].url.path, "/");
+	ck_assert_str_eq(cfg->targets[0].url_text, "postgres://127.0.0.1:5432");
+	ck_assert_uint_eq(cfg->targets[0].timeout_ms, 2000);
+	ck_assert_uint_eq(cfg->n_listeners, 3);
+	ck_assert_uint_eq(cfg->listeners[0].port, 5432);
+	ck_assert_uint_eq(cfg->listeners[1].port, 6379);
+	ck_assert_uint_eq(cfg->listeners[2].port, 8080);
+	ck_assert_uint_eq(cfg->n_beacons, 0);
+	ck_assert_ptr_null(cfg->collector.url);
+	ck_assert_ptr_null(vp_config_free(cfg));
+}
+END_TEST
+
+/* The example from DESIGN.md, field by field. */
+static const char design_example[] =
+	"{\n"
+	"  'agent':     { 'name': 'diag-vm-1', 'status_listen': '127.0.0.1:9464',\n"
+	"                 'status_token_file': null, 'state_dir': '/var/lib/vpcprobe',\n"
+	"                 'dns_servers': [] },\n"
+	"  'defaults':  { 'interval_s': 10, 'timeout_ms': 2000 },\n"
+	"  'targets': [\n"
+	"    { 'name': 'orders-db', 'url': 'postgres://10.20.0.3:5432' },\n"
+	"    { 'name': 'cache',     'url': 'redis://10.20.0.4:6379', 'password_file': "
+	"'/etc/vpcprobe/redis.pw' },\n"
+	"    { 'name': 'api-vm',    'url': 'http://api-vm.internal:8080/healthz', 'interval_s': 5 }\n"
+	"  ],\n"
+	"  'listeners': [ { 'port': 8080 }, { 'port': 5432 } ],\n"
+	"  'beacons':   [ { 'listen': '0.0.0.0:18080', 'expect_from': ['10.8.0.0/28'] } ],\n"
+	"  'collector': { 'url': 'https://collector.internal:4318/v1/logs', 'format': 'otlp',\n"
+	"                 'token_file': '/etc/vpcprobe/collector.token',\n"
+	"                 'spool_max_mb': 64 }\n"
+	"}\n";
+
+static void check_design_beacons_collector(const struct vp_config *cfg)
+{
+	char net[INET6_ADDRSTRLEN];
+
+	ck_assert_uint_eq(cfg->n_beacons, 1);
+	ck_assert_str_eq(cfg->beacons[0].listen, "0.0.0.0:18080");
+	ck_assert_uint_eq(cfg->beacons[0].n_expect_from, 1);
+	ck_assert_int_eq(cfg->beacons[0].expect_from[0].family, AF_INET);
+	ck_assert_uint_eq(cfg->beacons[0].expect_from[0].prefix, 28);
+	ck_assert_str_eq(cfg->beacons[0].expect_from[0].text, "10.8.0.0/28");
+	inet_ntop(AF_INET, cfg->beacons[0].expect_from[0].addr, net, sizeof(net));
+	ck_assert_str_eq(net, "10.8.0.0");
+	ck_assert_str_eq(cfg->collector.url, "https://collector.internal:4318/v1/logs");
+	ck_assert_int_eq(cfg->collector.format, VP_COLLECTOR_OTLP);
+	ck_assert_str_eq(cfg->collector.token_file, "/etc/vpcprobe/collector.token");
+	ck_assert_uint_eq(cfg->collector.spool_max_mb, 64);
+}
+
+START_TEST(test_design_example)
+{
+	struct vp_config *cfg = NULL;
+	char err[4096] = "";
+	char *json = json_of(design_example);
+
+	ck_assert_msg(vp_config_load_string(json, "design.json", &cfg, err, sizeof(err)) == 0,
+	              "%s", err);
+	ck_assert_str_eq(cfg->agent_name, "diag-vm-1");
+	ck_assert_str_eq(cfg->status_listen, "127.0.0.1:9464");
+	ck_assert_ptr_null(cfg->status_token_file);
+	ck_assert_str_eq(cfg->state_dir, "/var/lib/vpcprobe");
+	ck_assert_uint_eq(cfg->n_dns_servers, 0);
+	ck_assert_uint_eq(cfg->interval_s, 10);
+	ck_assert_uint_eq(cfg->timeout_ms, 2000);
+	ck_assert_uint_eq(cfg->n_targets, 3);
+	check_target(&cfg->targets[0], "orders-db", VP_KIND_POSTGRES, "10.20.0.3", 5432, 10);
+	check_target(&cfg->targets[1], "cache", VP_KIND_REDIS, "10.20.0.4", 6379, 10);
+	check_target(&cfg->targets[2], "api-vm", VP_KIND_HTTP, "api-vm.internal", 8080, 5);
+	ck_assert_int_eq(cfg->targets[2].url.host_type, VP_HOST_NAME);
+	ck_assert_str_eq(cfg->targets[2].url.path, "/healthz");
+	ck_assert_str_eq(cfg->targets[2].url_text, "http://api-vm.internal:8080/healthz");
+	ck_assert_uint_eq(cfg->targets[2].timeout_ms, 2000);
+	ck_assert_ptr_null(cfg->targets[0].password_file);
+	ck_assert_str_eq(cfg->targets[1].password_file, "/etc/vpcprobe/redis.pw");
+	ck_assert_uint_eq(cfg->n_listeners, 2);
+	ck_assert_uint_eq(cfg->listeners[0].port, 8080);
+	ck_assert_uint_eq(cfg->listeners[1].port, 5432);
+	check_design_beacons_collector(cfg);
+	vp_config_free(cfg);
+	free(json);
+}
+END_TEST
+
+/* meson gives no SOURCE_ROOT to unit tests, and __FILE__ is relative to the
+ * build directory ("../tests/test_config.c"), which is the parent of this
+ * executable's directory; so try that after the working directory. */
+static bool find_example(char *out, size_t outlen)
+{
+	static const char rel[] = "/config/example.json";
+	const char *root = getenv("SOURCE_ROOT");
+	char src[PATH_MAX];
+	char exe[PATH_MAX];
+	ssize_t n;
+
+	if (root != NULL && root[0] != '\0') {
+		snprintf(out, outlen, "%s%s", root, rel);
+		return access(out, R_OK) == 0;
+	}
+	snprintf(src, sizeof(src), "%s", __FILE__);
+	snprintf(out, outlen, "%s%s", dirname(dirname(src)), rel);
+	if (access(out, R_OK) == 0 || out[0] == '/')
+		return access(out, R_OK) == 0;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return false;
+	exe[n] = '\0';
+	snprintf(src, sizeof(src), "%s", __FILE__);
+	snprintf(out, outlen, "%s/%s%s", dirname(dirname(exe)), dirname(dirname(src)), rel);
+	return access(out, R_OK) == 0;
+}
+
+START_TEST(test_example_file)
+{
+	struct vp_config *cfg = NULL;
+	char path[PATH_MAX];
+	char err[4096] = "";
+	int r;
+
+	ck_assert_msg(find_example(path, sizeof(path)), "cannot find config/example.json "
+	              "(tried %s); set SOURCE_ROOT", path);
+	r = vp_config_load_file(path, &cfg, err, sizeof(err));
+	ck_assert_msg(r == 0, "%s", err);
+	ck_assert_str_eq(cfg->source, path);
+	ck_assert_uint_ge(cfg->n_targets, 6);
+	ck_assert_uint_ge(cfg->n_listeners, 1);
+	ck_assert_uint_ge(cfg->n_beacons, 1);
+	ck_assert_ptr_nonnull(cfg->collector.url);
+	for (size_t i = 0; i < cfg->n_targets; i++)
+		ck_assert_uint_le(cfg->targets[i].timeout_ms, cfg->targets[i].interval_s * 1000);
+	vp_config_free(cfg);
+}
+END_TEST
+
+/* Files: what is in them, or what they are, and what the loader says. */
+enum file_kind {
+	FILE_MISSING, FILE_DIR, FILE_HUGE, FILE_AT_LIMIT, FILE_TEXT, FILE_UNREADABLE,
+	FILE_SYSTEM,   /* 'content' names an existing file of the system */
+};
+
+struct file_case {
+	enum file_kind kind;
+	const char *content;
+	int r;
+	const char *error;      /* after "config 'PATH': "; NULL: must load */
+	size_t len;             /* of 'content', when it holds a NUL */
+};
+
+static const struct file_case file_cases[] = {
+	{ FILE_MISSING, NULL, -ENOENT, "cannot open: No such file or directory", 0 },
+	{ FILE_DIR, NULL, -EISDIR, "cannot read: Is a directory", 0 },
+	{ FILE_HUGE, NULL, -EFBIG, "file is 4194305 bytes, more than the limit of 4194304", 0 },
+	{ FILE_AT_LIMIT, NULL, 0, NULL, 0 },
+	{ FILE_UNREADABLE, "{}", -EACCES, "cannot open: Permission denied", 0 },
+	{ FILE_TEXT, "{}", 0, NULL, 0 },
+	{ FILE_TEXT, "", -EINVAL, "line 1, column 0: syntax error", 0 },
+	{ FILE_TEXT, "{\n 'targets': [\n  {'name': 'a', 'url': 'tcp://h'}\n ]\n}\n", -EINVAL,
+	  "targets[0].url: 'tcp://h': tcp:// needs a port", 0 },
+	{ FILE_TEXT, "{\n 'targets': [,]\n}\n", -EINVAL, "line 2, column 14: syntax error", 0 },
+	{ FILE_TEXT, "{}\0{}", -EINVAL, "line 1, column 3: syntax error", 5 },
+	/* no size to stat, and no end: only the byte limit stops the read */
+	{ FILE_SYSTEM, "/dev/zero", -EFBIG, "file is more than 4194304 bytes, the limit", 0 },
+	/* opens, then fails to read: address 0 of the test is not mapped */
+	{ FILE_SYSTEM, "/proc/self/mem", -EIO, "cannot read: Input/output error", 0 },
+};
+
+static void make_file(const struct file_case *c, const char *path)
+{
+	int fd;
+
+	if (c->kind == FILE_MISSING)
+		return;
+	if (c->kind == FILE_DIR) {
+		ck_assert_int_eq(mkdir(path, 0700), 0);
+		return;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	if (c->kind == FILE_HUGE) {
+		ck_assert_int_eq(ftruncate(fd, VP_CONFIG_MAX_BYTES + 1), 0);
+	} else if (c->kind == FILE_AT_LIMIT) {
+		/* '{}' and then spaces, to exactly the limit */
+		ck_assert_int_eq(ftruncate(fd, VP_CONFIG_MAX_BYTES), 0);
+		ck_assert_int_eq(pwrite(fd, "{}", 2, 0), 2);
+		for (off_t off = 2; off < VP_CONFIG_MAX_BYTES; off += 65536) {
+			static char spaces[65536];
+
+			memset(spaces, ' ', sizeof(spaces));
+			ck_assert_int_ge(pwrite(fd, spaces, (size_t)(VP_CONFIG_MAX_BYTES - off) <
+			                 sizeof(spaces) ? (size_t)(VP_CONFIG_MAX_BYTES - off) :
+			                 sizeof(spaces), off), 1);
+		}
+	} else {
+		char *json = json_of(c->content);
+		size_t len = c->len > 0 ? c->len : strlen(c->content);
+
+		/* json_of() stops at a NUL; what follows it needs no quotes */
+		ck_assert_int_eq(write(fd, json, strlen(json)), (ssize_t)strlen(json));
+		if (len > strlen(json))
+			ck_assert_int_eq(write(fd, c->content + strlen(json), len - strlen(json)),
+			                 (ssize_t)(len - strlen(json)));
+		free(json);
+	}
+	ck_assert_int_eq(close(fd), 0);
+	if (c->kind == FILE_UNREADABLE)
+		ck_assert_int_eq(chmod(path, 0), 0);
+}
+
+START_TEST(test_file)
+{
+	const struct file_case *c = &file_cases[_i];
+	char dir[] = "/tmp/vp-test-config-XXXXXX";
+	char path[PATH_MAX];
+	char expect[PATH_MAX + 256];
+	struct vp_config *cfg = NULL;
+	char err[4096] = "";
+	int r;
+
+	if (c->kind == FILE_UNREADABLE && geteuid() == 0)
+		return; /* root reads anything; nothing to test */
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/vpcprobe.json", dir);
+	if (c->kind == FILE_SYSTEM)
+		snprintf(path, sizeof(path), "%s", c->content);
+	else
+		make_file(c, path);
+	r = vp_config_load_file(path, &cfg, err, sizeof(err));
+	ck_assert_msg(r == c->r, "row %d: expected %d, got %d: %s", _i, c->r, r, err);
+	if (c->error != NULL) {
+		snprintf(expect, sizeof(expect), "config '%s': ", path);
+		ck_assert_msg(strncmp(err, expect, strlen(expect)) == 0, "row %d: '%s'", _i, err);
+		ck_assert_msg(strstr(err, c->error) != NULL, "row %d: '%s' lacks '%s'", _i, err,
+		              c->error);
+		ck_assert_ptr_null(cfg);
+	} else {
+		ck_assert_ptr_nonnull(cfg);
+		ck_assert_str_eq(cfg->source, path);
+	}
+	vp_config_free(cfg);
+	if (c->kind == FILE_DIR)
+		rmdir(path);
+	else if (c->kind != FILE_SYSTEM)
+		unlink(path);
+	ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
+/* The API's own edges: NULL arguments, small or missing error buffers. */
+START_TEST(test_api_edges)
+{
+	struct vp_config *cfg = NULL;
+	char err[24];
+	char *big;
+
+	ck_assert_ptr_null(vp_config_free(NULL));
+	ck_assert_int_eq(vp_config_load_string(NULL, "t", &cfg, err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, "config 't': no configur");
+	ck_assert_int_eq(vp_config_load_file(NULL, &cfg, err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, "config '(null)': no fil");
+	ck_assert_int_eq(vp_config_load_string("[]", "t", &cfg, NULL, 0), -EINVAL);
+	ck_assert_int_eq(vp_config_load_string("[]", "t.json", &cfg, err, sizeof(err)), -EINVAL);
+	ck_assert_uint_eq(strlen(err), sizeof(err) - 1);
+	ck_assert_int_eq(vp_config_load_string("[]", NULL, &cfg, err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, "config '(string)': expe");
+	ck_assert_int_eq(vp_config_load_file("/nonexistent/x.json", &cfg, err, 1), -ENOENT);
+	ck_assert_str_eq(err, "");
+	ck_assert_ptr_null(cfg);
+	big = malloc(VP_CONFIG_MAX_BYTES + 2);
+	ck_assert_ptr_nonnull(big);
+	memset(big, ' ', VP_CONFIG_MAX_BYTES + 1);
+	big[VP_CONFIG_MAX_BYTES + 1] = '\0';
+	ck_assert_int_eq(vp_config_load_string(big, "t", &cfg, NULL, 0), -EFBIG);
+	ck_assert_int_eq(vp_config_load_string(big, "t", &cfg, err, sizeof(err)), -EFBIG);
+	ck_assert_str_eq(err, "config 't': more than 4");
+	free(big);
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *errors = tcase_create("errors");
+	TCase *loads = tcase_create("loads");
+
+	tcase_add_loop_test(errors, test_bad_config, 0, N_ELEMS(bad_cases));
+	tcase_add_loop_test(errors, test_array_limits, 0, N_ELEMS(size_cases));
+	tcase_add_loop_test(loads, test_good_config, 0, N_ELEMS(good_cases));
+	tcase_add_loop_test(loads, test_file, 0, N_ELEMS(file_cases));
+	tcase_add_test(loads, test_embedded_default);
+	tcase_add_test(loads, test_design_example);
+	tcase_add_test(loads, test_example_file);
+	tcase_add_test(loads, test_api_edges);
+	suite_add_tcase(s, errors);
+	suite_add_tcase(s, loads);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(config_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -123,8 +123,12 @@ static void classify_async(int err, struct vp_verdict_out *out)
 {
 	switch (err) {
 	case ECONNREFUSED:
-	case ECONNRESET:
 		set(out, VP_VERDICT_REFUSED, VP_REASON_RST_TO_SYN, err);
+		break;
+	case ECONNRESET:
+		/* A RST in SYN_SENT gives ECONNREFUSED; ECONNRESET means the
+		 * handshake completed and the peer reset before we saw it. */
+		set(out, VP_VERDICT_RESET, VP_REASON_RESET_BEFORE_REPLY, err);
 		break;
 	case ETIMEDOUT:
 		set(out, VP_VERDICT_TIMEOUT, VP_REASON_SYN_NO_ANSWER, err);

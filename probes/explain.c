@@ -191,6 +191,14 @@ void vp_explain_connect(const struct vp_connect_obs *o, struct vp_verdict_out *o
 	case VP_VERDICT_UNREACHABLE:
 		explain_unreachable(&named, out);
 		break;
+	case VP_VERDICT_RESET:
+		snprintf(out->detail, sizeof(out->detail), "%s accepted the connection, then reset it "
+		         "at once", ap);
+		snprintf(out->hint, sizeof(out->hint),
+		         "Something accepts connections on %s but drops them at once: an overloaded "
+		         "service, a proxy or load balancer without a healthy backend, or another service "
+		         "than the one you expect on port %u; check the target's logs.", ap, p);
+		break;
 	default:
 		explain_local(&named, out);
 		break;

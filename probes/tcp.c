@@ -115,6 +115,12 @@ void vp_tcp_decide(struct vp_tcp_probe *p, const struct vp_verdict_out *v)
 	p->decided = true;
 	p->proto_decided = true;
 	p->proto_out = *v;
+	/* Every failure carries a hint; a protocol that has no better one gets
+	 * this. */
+	if (v->verdict != VP_VERDICT_OK && !v->hint[0])
+		snprintf(p->proto_out.hint, sizeof(p->proto_out.hint),
+		         "The %s service answered, but not as expected: check that the port belongs to "
+		         "the service you expect, and its logs.", p->proto->name);
 	finish(p);
 }
 

@@ -29,8 +29,9 @@ static const struct row rows[] = {
 	/* RST to the SYN, no ICMP: nothing listens. */
 	{ VP_CONNECT_FAILED, ECONNREFUSED, 0, 0, 0, VP_VERDICT_REFUSED, "rst_to_syn", "ECONNREFUSED",
 	  "reset", "127.0.0.1" },
-	{ VP_CONNECT_FAILED, ECONNRESET, 0, 0, 0, VP_VERDICT_REFUSED, "rst_to_syn", "ECONNRESET",
-	  "reset", "ss -ltnp" },
+	/* Reset after the handshake, before the connect callback ran. */
+	{ VP_CONNECT_FAILED, ECONNRESET, 0, 0, 0, VP_VERDICT_RESET, "reset_before_reply",
+	  "ECONNRESET", "accepted the connection, then reset", "overloaded" },
 	/* Our deadline, and the kernel's own SYN retry limit. */
 	{ VP_CONNECT_DEADLINE, ETIMEDOUT, 0, 0, 0, VP_VERDICT_TIMEOUT, "syn_no_answer", "ETIMEDOUT",
 	  "within 1500 ms", "connector's /28" },

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "agent/engine.h"
+#include "probes/proto.h"
 
 #define MAX_REQS 64
 
@@ -68,6 +69,22 @@ static void submit(struct ctx *c, int i, int family, uint16_t port, uint32_t tim
 	}
 	r->timeout_ms = timeout_ms;
 	r->kind = VP_KIND_TCP;
+	vp_engine_submit(c->engine, r);
+}
+
+static void submit_proto(struct ctx *c, int i, uint16_t port, uint32_t timeout_ms,
+                         const struct vp_proto *proto)
+{
+	struct vp_probe_req *r = &c->reqs[i];
+	struct sockaddr_in *in = (struct sockaddr_in *)&r->addr;
+
+	memset(r, 0, sizeof(*r));
+	in->sin_family = AF_INET;
+	in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	in->sin_port = htons(port);
+	r->timeout_ms = timeout_ms;
+	r->kind = VP_KIND_TCP;
+	r->proto = proto;
 	vp_engine_submit(c->engine, r);
 }
 
@@ -280,6 +297,157 @@ START_TEST(test_close_in_flight)
 }
 END_TEST
 
+/* The protocol phase, against a server on the same loop that misbehaves in
+ * each of the ways a real target can. */
+enum serve { SERVE_PONG, SERVE_CLOSE, SERVE_RESET, SERVE_GARBAGE, SERVE_SILENT, SERVE_FLOOD };
+
+struct server {
+	uv_tcp_t listener;
+	enum serve mode;
+	uv_tcp_t *clients[8];
+	int n_clients;
+};
+
+static char flood[70 * 1024];
+
+static void free_handle(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void on_server_write(uv_write_t *w, int status)
+{
+	(void)status; /* the probe may have closed first: that is the point */
+	free(w);
+}
+
+static void serve_bytes(uv_tcp_t *c, const char *buf, size_t len)
+{
+	uv_write_t *w = malloc(sizeof(*w));
+	uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
+
+	ck_assert_ptr_nonnull(w);
+	ck_assert_int_eq(uv_write(w, (uv_stream_t *)c, &b, 1, on_server_write), 0);
+}
+
+static void on_server_conn(uv_stream_t *l, int status)
+{
+	struct server *sv = l->data;
+	uv_tcp_t *c = malloc(sizeof(*c));
+
+	ck_assert_int_eq(status, 0);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(uv_tcp_init(l->loop, c), 0);
+	ck_assert_int_eq(uv_accept(l, (uv_stream_t *)c), 0);
+	switch (sv->mode) {
+	case SERVE_PONG:
+		serve_bytes(c, "+PONG\r\n", 7);
+		break;
+	case SERVE_CLOSE:
+		uv_close((uv_handle_t *)c, free_handle);
+		return;
+	case SERVE_RESET:
+		ck_assert_int_eq(uv_tcp_close_reset(c, free_handle), 0);
+		return;
+	case SERVE_GARBAGE:
+		serve_bytes(c, "HTTP/1.1 400 Bad Request\r\n", 26);
+		break;
+	case SERVE_SILENT:
+		break;
+	case SERVE_FLOOD:
+		memset(flood, 'A', sizeof(flood));
+		serve_bytes(c, flood, sizeof(flood));
+		break;
+	}
+	ck_assert_int_lt(sv->n_clients, 8);
+	sv->clients[sv->n_clients++] = c;
+}
+
+/* A toy line protocol: "PING" out, "+PONG" back is ok. */
+static int ping_start(struct vp_tcp_probe *p)
+{
+	return vp_tcp_send(p, "PING\r\n", 6);
+}
+
+static void ping_data(struct vp_tcp_probe *p)
+{
+	struct vp_verdict_out v = { 0 };
+	const uint8_t *nl = memchr(p->rbuf, '\n', p->rlen);
+
+	if (!nl)
+		return;
+	if (p->rlen >= 5 && !memcmp(p->rbuf, "+PONG", 5)) {
+		v.verdict = VP_VERDICT_OK;
+		v.reason = VP_REASON_PROTOCOL;
+		strcpy(v.reason_text, "pong");
+	} else {
+		v.verdict = VP_VERDICT_PROTOCOL_ERROR;
+		v.reason = VP_REASON_UNEXPECTED_REPLY;
+	}
+	vp_tcp_consume(p, (size_t)(nl - p->rbuf) + 1);
+	vp_tcp_decide(p, &v);
+}
+
+static const struct vp_proto ping_proto = { "ping", ping_start, ping_data, NULL };
+
+struct proto_row {
+	enum serve mode;
+	enum vp_verdict verdict;
+	const char *reason;
+};
+
+static const struct proto_row proto_rows[] = {
+	{ SERVE_PONG, VP_VERDICT_OK, "pong" },
+	{ SERVE_CLOSE, VP_VERDICT_RESET, "closed_before_reply" },
+	{ SERVE_RESET, VP_VERDICT_RESET, "reset_before_reply" },
+	{ SERVE_GARBAGE, VP_VERDICT_PROTOCOL_ERROR, "unexpected_reply" },
+	{ SERVE_SILENT, VP_VERDICT_TIMEOUT, "reply_timeout" },
+	{ SERVE_FLOOD, VP_VERDICT_PROTOCOL_ERROR, "unexpected_reply" },
+};
+
+START_TEST(test_protocol_phase)
+{
+	const struct proto_row *row = &proto_rows[_i];
+	struct server sv = { .mode = row->mode };
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct sockaddr_storage bound;
+	int len = sizeof(bound);
+	struct ctx c;
+
+	ctx_init(&c, 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(uv_tcp_init(&c.loop, &sv.listener), 0);
+	sv.listener.data = &sv;
+	ck_assert_int_eq(uv_tcp_bind(&sv.listener, (struct sockaddr *)&sin, 0), 0);
+	ck_assert_int_eq(uv_listen((uv_stream_t *)&sv.listener, 8, on_server_conn), 0);
+	ck_assert_int_eq(uv_tcp_getsockname(&sv.listener, (struct sockaddr *)&bound, &len), 0);
+
+	submit_proto(&c, 0, ntohs(((struct sockaddr_in *)&bound)->sin_port), 300, &ping_proto);
+	while (c.n_results == 0)
+		uv_run(&c.loop, UV_RUN_ONCE);
+
+	ck_assert_msg(c.res[0].v.verdict == row->verdict, "row %d: %s, expected %s (%s)", _i,
+	              vp_verdict_name(c.res[0].v.verdict), vp_verdict_name(row->verdict),
+	              c.res[0].v.detail);
+	ck_assert_str_eq(vp_verdict_reason(&c.res[0].v), row->reason);
+	/* A reset can beat the connect callback: then no phase was timed. */
+	if (row->mode != SERVE_RESET) {
+		ck_assert(c.res[0].connect_ms >= 0);
+		ck_assert(c.res[0].protocol_ms >= 0);
+	}
+	if (row->verdict != VP_VERDICT_OK)
+		ck_assert(c.res[0].v.hint[0]);
+	if (row->mode == SERVE_SILENT)
+		ck_assert(c.res[0].end_ns >= c.res[0].deadline_ns);
+
+	for (int i = 0; i < sv.n_clients; i++)
+		uv_close((uv_handle_t *)sv.clients[i], free_handle);
+	uv_close((uv_handle_t *)&sv.listener, NULL);
+	ck_assert_int_eq(uv_run(&c.loop, UV_RUN_DEFAULT), 0);
+	ctx_done(&c);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -291,6 +459,7 @@ static Suite *engine_suite(void)
 	tcase_add_test(tc, test_cap);
 	tcase_add_test(tc, test_fd_exhausted_then_recovers);
 	tcase_add_test(tc, test_close_in_flight);
+	tcase_add_loop_test(tc, test_protocol_phase, 0, (int)(sizeof(proto_rows) / sizeof(proto_rows[0])));
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -42,6 +42,7 @@ static const char check_usage[] =
 
 /* One thing to probe, from the configuration or the command line. */
 struct item {
+	const struct vp_target *target; /* borrowed, NULL for a URL from the command line */
 	const char *name;        /* borrowed from the config or argv */
 	const char *url_text;    /* borrowed */
 	struct vp_url url;
@@ -193,7 +194,7 @@ static int collect_items(struct run *run, char **urls, size_t n_urls, uint32_t t
 	for (size_t i = 0; !n_urls && i < cfg->n_targets; i++) {
 		const struct vp_target *t = &cfg->targets[i];
 		run->items[i] = (struct item){
-			.name = t->name, .url_text = t->url_text, .url = t->url,
+			.target = t, .name = t->name, .url_text = t->url_text, .url = t->url,
 			.timeout_ms = timeout_ms ? timeout_ms : t->timeout_ms,
 		};
 	}
@@ -215,6 +216,7 @@ static int make_jobs(struct run *run)
 		job->item = &run->items[i];
 		job->req.timeout_ms = run->items[i].timeout_ms;
 		job->req.kind = run->items[i].url.kind;
+		job->req.target = run->items[i].target;
 		job->req.data = job;
 		run->n_jobs++;
 	}

@@ -155,6 +155,7 @@ static void start(struct vp_engine *e, struct slot *s, struct vp_probe_req *req)
 	s->probe.obs.port = s->port;
 	s->probe.obs.timeout_ms = req->timeout_ms;
 	s->probe.proto = req->proto ? req->proto : vp_proto_for(req->kind);
+	s->probe.target = req->target;
 	e->in_flight++;
 	vp_tcp_probe_start(e->loop, &s->probe, sa, req->timeout_ms, on_probe_done);
 }

@@ -14,6 +14,7 @@
 #include "probes/classify.h"
 
 struct vp_proto;
+struct vp_target;
 
 /* One probe to run. Owned by the caller; the engine borrows it from
  * vp_engine_submit() until the result callback returns. */
@@ -22,6 +23,7 @@ struct vp_probe_req {
 	uint32_t timeout_ms;
 	enum vp_kind kind;
 	const struct vp_proto *proto;  /* borrowed; NULL: the kind's own (vp_proto_for) */
+	const struct vp_target *target; /* borrowed, may be NULL: the protocol's settings */
 	void *data;                    /* the caller's, untouched */
 	struct vp_probe_req *next;     /* the engine's queue link */
 };

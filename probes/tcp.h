@@ -12,6 +12,7 @@
 struct vp_tcp_probe;
 typedef void (*vp_tcp_done_cb)(struct vp_tcp_probe *p);
 struct vp_proto;
+struct vp_target;
 
 struct vp_tcp_probe {
 	uv_tcp_t tcp;
@@ -29,6 +30,7 @@ struct vp_tcp_probe {
 	/* The protocol phase (probes/proto.h); all zero for a plain connect. */
 	const struct vp_proto *proto;  /* borrowed, NULL: decide at the handshake */
 	void *proto_state;         /* owned by 'proto' */
+	const struct vp_target *target; /* borrowed, may be NULL: user, password, tls settings */
 	uint8_t *rbuf;             /* owned: bytes read, not yet consumed */
 	size_t rlen;
 	size_t rcap;               /* grows to VP_REPLY_MAX at most */

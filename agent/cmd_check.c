@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "agent/cli.h"
-#include "agent/engine.h"
+#include "agent/runner.h"
 #include "agent/record.h"
 #include "agent/term.h"
 
@@ -21,9 +21,9 @@ static const char check_usage[] =
 	"With URLs, those are probed instead of the configuration's targets:\n"
 	"  tcp://HOST:PORT   postgres://HOST[:5432]   redis://HOST[:6379]\n"
 	"  rediss://HOST[:6378]   http://HOST[:PORT]/PATH   https://HOST[:PORT]/PATH\n"
-	"HOST is an IPv4 address or a bracketed IPv6 address ([fd00::1]); this\n"
-	"version does not resolve names. postgres, redis and http targets are\n"
-	"checked at the TCP level, and their detail says so.\n"
+	"HOST is a name, an IPv4 address or a bracketed IPv6 address ([fd00::1]).\n"
+	"A name is resolved (A and AAAA) and every address is probed and reported\n"
+	"on its own, so one bad backend cannot hide behind a good one.\n"
 	"\n"
 	"Options:\n"
 	"  -c, --config FILE    configuration file (default: " VP_CONFIG_DEFAULT_PATH "\n"
@@ -40,82 +40,26 @@ static const char check_usage[] =
 	"Exit status: 0 every probe ok, 1 at least one probe not ok, 2 bad usage or\n"
 	"bad configuration.\n";
 
-/* One thing to probe, from the configuration or the command line. */
-struct item {
-	const struct vp_target *target; /* borrowed, NULL for a URL from the command line */
-	const char *name;        /* borrowed from the config or argv */
-	const char *url_text;    /* borrowed */
-	struct vp_url url;
-	uint32_t timeout_ms;
-};
-
-struct job {
-	struct vp_probe_req req;
-	const struct item *item; /* borrowed */
-	struct vp_probe_result res;
-};
-
 struct run {
 	const struct vp_config *cfg;  /* borrowed */
 	bool json;
-	struct item *items;           /* owned */
-	size_t n_items;
-	struct job *jobs;             /* owned */
-	size_t n_jobs;
+	struct vp_target *url_targets; /* owned array; their strings borrowed from argv */
+	struct vp_target_run *runs;   /* owned: one per target */
+	size_t n_runs;
 	size_t n_done;
 };
 
-static int item_from_url(struct item *it, const char *text, uint32_t timeout_ms)
+static void on_run_done(struct vp_target_run *tr)
 {
-	char err[VP_ERR_MAX];
+	struct run *run = tr->data;
 
-	if (vp_url_parse(text, &it->url, err, sizeof(err)) < 0) {
-		fprintf(stderr, "vpcprobe check: %s\n", err);
-		return -EINVAL;
-	}
-	it->name = text;
-	it->url_text = text;
-	it->timeout_ms = timeout_ms;
-	return 0;
-}
-
-/* Until DNS arrives, every host must be an address. */
-static int item_address(const struct item *it, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (it->url.host_type == VP_HOST_IPV4) {
-		struct sockaddr_in *in = (struct sockaddr_in *)ss;
-		in->sin_family = AF_INET;
-		in->sin_port = htons(it->url.port);
-		if (inet_pton(AF_INET, it->url.host, &in->sin_addr) == 1)
-			return 0;
-	} else if (it->url.host_type == VP_HOST_IPV6) {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons(it->url.port);
-		if (inet_pton(AF_INET6, it->url.host, &in6->sin6_addr) == 1)
-			return 0;
-	}
-	fprintf(stderr, "vpcprobe check: target '%s': host '%s' is a name, and this version does not "
-	        "resolve names yet; give an IPv4 address or a bracketed IPv6 address\n",
-	        it->name, it->url.host);
-	return -EINVAL;
-}
-
-static void on_result(struct vp_probe_req *req, const struct vp_probe_result *res, void *arg)
-{
-	struct run *run = arg;
-	struct job *job = req->data;
-
-	job->res = *res;
-	job->res.obs.address = job->res.address;
 	run->n_done++;
 }
 
 static int probe_all(struct run *run)
 {
 	uv_loop_t loop;
-	struct vp_engine *engine;
+	struct vp_runner *runner;
 	int r;
 
 	r = uv_loop_init(&loop);
@@ -123,16 +67,20 @@ static int probe_all(struct run *run)
 		fprintf(stderr, "vpcprobe check: uv_loop_init: %s\n", uv_strerror(r));
 		return r;
 	}
-	engine = vp_engine_new(&loop, run->cfg->max_in_flight, on_result, run);
-	if (!engine) {
+	runner = vp_runner_new(&loop, run->cfg);
+	if (!runner) {
 		fputs("vpcprobe check: out of memory for the probe engine\n", stderr);
 		uv_loop_close(&loop);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < run->n_jobs; i++)
-		vp_engine_submit(engine, &run->jobs[i].req);
+	for (size_t i = 0; i < run->n_runs; i++)
+		vp_runner_start(runner, &run->runs[i]);
+	while (run->n_done < run->n_runs && uv_run(&loop, UV_RUN_ONCE))
+		;
+	/* Every run is done; close the resolver and engine handles. */
+	vp_runner_close(runner, NULL, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
-	vp_engine_free(engine);
+	vp_runner_free(runner);
 	r = uv_loop_close(&loop);
 	if (r < 0)
 		fprintf(stderr, "vpcprobe check: uv_loop_close: %s, ignoring\n", uv_strerror(r));
@@ -141,85 +89,99 @@ static int probe_all(struct run *run)
 
 static void print_json(const struct run *run)
 {
-	for (size_t i = 0; i < run->n_jobs; i++) {
-		const struct job *job = &run->jobs[i];
+	for (size_t i = 0; i < run->n_runs; i++) {
+		const struct vp_target_run *tr = &run->runs[i];
 		struct vp_record_ctx ctx = {
-			.agent = run->cfg->agent_name, .target = job->item->name,
-			.host = job->item->url.host, .url = job->item->url_text,
-			.kind = job->item->url.kind,
+			.agent = run->cfg->agent_name, .target = tr->target->name,
+			.host = tr->target->url.host, .url = tr->target->url_text,
+			.kind = tr->target->url.kind,
 		};
-		json_t *rec = vp_record_json(&ctx, &job->res);
-		char *line = rec ? json_dumps(rec, VP_RECORD_DUMP_FLAGS) : NULL;
 
-		if (line)
-			printf("%s\n", line);
-		else
-			fprintf(stderr, "vpcprobe check: out of memory writing the record of '%s'\n",
-			        job->item->name);
-		free(line);
-		json_decref(rec);
+		for (size_t j = 0; j < tr->n_results; j++) {
+			json_t *rec = vp_record_json(&ctx, &tr->results[j]);
+			char *line = rec ? json_dumps(rec, VP_RECORD_DUMP_FLAGS) : NULL;
+
+			if (line)
+				printf("%s\n", line);
+			else
+				fprintf(stderr, "vpcprobe check: out of memory writing the record of '%s'\n",
+				        tr->target->name);
+			free(line);
+			json_decref(rec);
+		}
 	}
 }
 
 static int print_table(const struct run *run)
 {
-	struct vp_term_row *rows = calloc(run->n_jobs ? run->n_jobs : 1, sizeof(*rows));
+	size_t n = 0, k = 0;
+	struct vp_term_row *rows;
 
+	for (size_t i = 0; i < run->n_runs; i++)
+		n += run->runs[i].n_results;
+	rows = calloc(n ? n : 1, sizeof(*rows));
 	if (!rows) {
 		fputs("vpcprobe check: out of memory for the table\n", stderr);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < run->n_jobs; i++) {
-		rows[i].target = run->jobs[i].item->name;
-		rows[i].res = &run->jobs[i].res;
+	for (size_t i = 0; i < run->n_runs; i++) {
+		for (size_t j = 0; j < run->runs[i].n_results; j++) {
+			rows[k].target = run->runs[i].target->name;
+			rows[k].res = &run->runs[i].results[j];
+			k++;
+		}
 	}
-	vp_term_print(stdout, rows, run->n_jobs);
+	vp_term_print(stdout, rows, n);
 	free(rows);
 	return 0;
 }
 
-/* The items to probe: the URLs given, or the configuration's targets. */
-static int collect_items(struct run *run, char **urls, size_t n_urls, uint32_t timeout_ms)
+/* The URLs of the command line as targets named by their URL. */
+static int targets_from_urls(struct run *run, char **urls, size_t n, uint32_t timeout_ms)
 {
-	const struct vp_config *cfg = run->cfg;
-	size_t n = n_urls ? n_urls : cfg->n_targets;
+	char err[VP_ERR_MAX];
 
-	run->items = calloc(n ? n : 1, sizeof(*run->items));
-	if (!run->items)
+	run->url_targets = calloc(n, sizeof(*run->url_targets));
+	if (!run->url_targets)
 		return -ENOMEM;
-	for (size_t i = 0; i < n_urls; i++) {
-		if (item_from_url(&run->items[i], urls[i], timeout_ms ? timeout_ms : cfg->timeout_ms) < 0)
+	for (size_t i = 0; i < n; i++) {
+		struct vp_target *t = &run->url_targets[i];
+
+		if (vp_url_parse(urls[i], &t->url, err, sizeof(err)) < 0) {
+			fprintf(stderr, "vpcprobe check: %s\n", err);
 			return -EINVAL;
+		}
+		t->name = urls[i];     /* borrowed from argv: never freed */
+		t->url_text = urls[i];
+		t->timeout_ms = timeout_ms;
+		t->interval_s = run->cfg->interval_s;
 	}
-	for (size_t i = 0; !n_urls && i < cfg->n_targets; i++) {
-		const struct vp_target *t = &cfg->targets[i];
-		run->items[i] = (struct item){
-			.target = t, .name = t->name, .url_text = t->url_text, .url = t->url,
-			.timeout_ms = timeout_ms ? timeout_ms : t->timeout_ms,
-		};
-	}
-	run->n_items = n;
 	return 0;
 }
 
-/* One job per address of every item; with names unresolved, one per item. */
-static int make_jobs(struct run *run)
+/* One run per target: the URLs given, or the configuration's targets. */
+static int make_runs(struct run *run, char **urls, size_t n_urls, uint32_t timeout_ms)
 {
-	run->jobs = calloc(run->n_items ? run->n_items : 1, sizeof(*run->jobs));
-	if (!run->jobs)
-		return -ENOMEM;
-	for (size_t i = 0; i < run->n_items; i++) {
-		struct job *job = &run->jobs[run->n_jobs];
+	const struct vp_config *cfg = run->cfg;
+	const struct vp_target *targets = cfg->targets;
+	size_t n = cfg->n_targets;
 
-		if (item_address(&run->items[i], &job->req.addr) < 0)
+	if (n_urls) {
+		if (targets_from_urls(run, urls, n_urls, timeout_ms ? timeout_ms : cfg->timeout_ms) < 0)
 			return -EINVAL;
-		job->item = &run->items[i];
-		job->req.timeout_ms = run->items[i].timeout_ms;
-		job->req.kind = run->items[i].url.kind;
-		job->req.target = run->items[i].target;
-		job->req.data = job;
-		run->n_jobs++;
+		targets = run->url_targets;
+		n = n_urls;
 	}
+	run->runs = calloc(n ? n : 1, sizeof(*run->runs));
+	if (!run->runs)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		run->runs[i].target = &targets[i];
+		run->runs[i].timeout_ms = timeout_ms ? timeout_ms : targets[i].timeout_ms;
+		run->runs[i].done = on_run_done;
+		run->runs[i].data = run;
+	}
+	run->n_runs = n;
 	return 0;
 }
 
@@ -278,11 +240,9 @@ int vp_cmd_check(int argc, char **argv)
 	if (vp_cli_load_config(path, &cfg) < 0)
 		return VP_EXIT_USAGE;
 	run.cfg = cfg;
-	if (collect_items(&run, argv + optind, (size_t)(argc - optind), timeout_ms) < 0)
+	if (make_runs(&run, argv + optind, (size_t)(argc - optind), timeout_ms) < 0)
 		goto out;
-	if (make_jobs(&run) < 0)
-		goto out;
-	if (run.n_jobs == 0) {
+	if (run.n_runs == 0) {
 		fprintf(stderr, "vpcprobe check: config '%s' has no targets; nothing to probe\n", cfg->source);
 		status = VP_EXIT_OK;
 		goto out;
@@ -294,12 +254,18 @@ int vp_cmd_check(int argc, char **argv)
 	else if (print_table(&run) < 0)
 		goto out;
 	status = VP_EXIT_OK;
-	for (size_t i = 0; i < run.n_jobs; i++)
-		if (run.jobs[i].res.v.verdict != VP_VERDICT_OK)
+	for (size_t i = 0; i < run.n_runs; i++) {
+		if (run.runs[i].n_results == 0)
 			status = VP_EXIT_NOT_OK;
+		for (size_t j = 0; j < run.runs[i].n_results; j++)
+			if (run.runs[i].results[j].v.verdict != VP_VERDICT_OK)
+				status = VP_EXIT_NOT_OK;
+	}
 out:
-	free(run.jobs);
-	free(run.items);
+	for (size_t i = 0; i < run.n_runs; i++)
+		vp_target_run_clear(&run.runs[i]);
+	free(run.runs);
+	free(run.url_targets);
 	vp_config_free(cfg);
 	return status;
 }

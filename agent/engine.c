@@ -36,7 +36,7 @@ struct vp_engine {
 	struct vp_probe_req *tail;
 	size_t queued;
 	bool closing;
-	void (*closed)(struct vp_engine *e);
+	void (*closed)(void *arg);       /* called with 'arg' */
 };
 
 static uint32_t fd_budget(uint32_t wanted)
@@ -104,6 +104,7 @@ static void fill_result(const struct slot *s, struct vp_probe_result *res)
 	res->start_ns = p->start_ns;
 	res->deadline_ns = p->deadline_ns;
 	res->end_ns = p->end_ns;
+	res->dns_ms = -1.0;
 	res->connect_ms = p->connected_ns ? (double)(p->connected_ns - p->start_ns) / 1e6 : -1.0;
 	res->protocol_ms = p->proto && p->connected_ns && p->proto_decided ?
 	                   (double)(p->end_ns - p->connected_ns) / 1e6 : -1.0;
@@ -126,7 +127,7 @@ static void on_probe_done(struct vp_tcp_probe *p)
 	e->in_flight--;
 	if (e->closing) {
 		if (e->in_flight == 0 && e->closed)
-			e->closed(e);
+			e->closed(e->arg);
 		return;
 	}
 	e->cb(req, &res, e->arg);
@@ -205,7 +206,7 @@ size_t vp_engine_queued(const struct vp_engine *e)
 	return e->queued;
 }
 
-void vp_engine_close(struct vp_engine *e, void (*closed)(struct vp_engine *e))
+void vp_engine_close(struct vp_engine *e, void (*closed)(void *arg))
 {
 	e->closing = true;
 	e->closed = closed;
@@ -213,7 +214,7 @@ void vp_engine_close(struct vp_engine *e, void (*closed)(struct vp_engine *e))
 	e->queued = 0;
 	if (e->in_flight == 0) {
 		if (closed)
-			closed(e);
+			closed(e->arg);
 		return;
 	}
 	for (uint32_t i = 0; i < e->used; i++)

@@ -33,6 +33,7 @@ struct vp_probe_result {
 	struct vp_connect_obs obs;     /* obs.address points into 'address' */
 	char address[46];
 	uint16_t port;
+	double dns_ms;                 /* < 0 when no name was looked up (set by the runner) */
 	double connect_ms;             /* < 0 when the handshake did not complete */
 	double protocol_ms;            /* < 0 when no protocol spoke */
 	double total_ms;
@@ -58,9 +59,10 @@ uint32_t vp_engine_max_in_flight(const struct vp_engine *e);
 size_t vp_engine_in_flight(const struct vp_engine *e);
 size_t vp_engine_queued(const struct vp_engine *e);
 
-/* Stops every probe in flight and drops the queue without callbacks; the
- * handles close on later loop turns. 'closed' runs once the last one has. */
-void vp_engine_close(struct vp_engine *e, void (*closed)(struct vp_engine *e));
+/* Stops every probe in flight and drops the queue without result callbacks;
+ * the handles close on later loop turns. 'closed' runs with the engine's
+ * 'arg' once the last one has (at once when nothing is in flight). */
+void vp_engine_close(struct vp_engine *e, void (*closed)(void *arg));
 
 /* Frees an engine with nothing in flight. Accepts NULL; returns NULL. */
 struct vp_engine *vp_engine_free(struct vp_engine *e);

@@ -35,6 +35,26 @@
 #define VP_REPLY_CHUNK          4096
 #define VP_SEND_MAX             (64 * 1024)
 
+/* The daemon. History covers at least the last hour of every target. */
+#define VP_HISTORY_SECONDS      3600
+#define VP_HISTORY_MAX          3601    /* entries per target, at a 1 s interval */
+#define VP_STOP_GRACE_MS        4000    /* SIGTERM: exit within 5 s */
+
+/* Protocol probes (probes/postgres.c, probes/redis.c, issue 4). */
+#define VP_PASSWORD_MAX         1024    /* a password_file's content, bytes (Memorystore's AUTH string is 36) */
+#define VP_PG_NAME_MAX          63      /* user and database: NAMEDATALEN - 1; the server cuts longer ones */
+#define VP_REDIS_USER_MAX       128     /* an ACL user name for AUTH */
+#define VP_PG_MSG_MAX           (VP_REPLY_MAX - 1) /* a message with its type byte fits the read buffer */
+#define VP_PG_FIELD_MAX         200     /* an ErrorResponse field kept for the detail, bytes */
+#define VP_PG_MECHS_MAX         4       /* SASL mechanisms looked at in one request */
+#define VP_SCRAM_ITER_MAX       100000  /* PBKDF2 runs on the loop: ~0.1 s at most; PostgreSQL uses 4096 */
+#define VP_SCRAM_SALT_MAX       128     /* decoded salt, bytes (PostgreSQL sends 16) */
+#define VP_SCRAM_MSG_MAX        1024    /* one SCRAM message, either way */
+#define VP_RESP_LINE_MAX        4096    /* a RESP status or error line without its CRLF */
+#define VP_RESP_BULK_MAX        (VP_REPLY_MAX - 64) /* a bulk string that can fit the read buffer */
+#define VP_PREVIEW_BYTES        48      /* bytes of an unexpected reply shown (escaped) in a detail */
+#define VP_PROTO_REASON_MAX     32      /* a reason made from a server's word, bytes */
+
 /* Text. */
 #define VP_DETAIL_MAX           256
 #define VP_HINT_MAX             512

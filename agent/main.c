@@ -20,6 +20,7 @@ static const char usage[] =
 	"Commands:\n"
 	"  check [-c FILE] [--json] [--timeout-ms MS] [URL...]\n"
 	"                      probe once, print the results, exit 0 when all are ok\n"
+	"  run [-c FILE]       the daemon: probe on schedule, log verdict changes\n"
 	"  listeners [--json] [PORT...]\n"
 	"                      this host's listening TCP sockets, and on which address\n"
 	"  validate -c FILE    check a configuration file and print every error\n"
@@ -67,6 +68,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "check"))
 		return vp_cmd_check(argc - 1, argv + 1);
+	if (!strcmp(cmd, "run"))
+		return vp_cmd_run(argc - 1, argv + 1);
 	if (!strcmp(cmd, "listeners"))
 		return vp_cmd_listeners(argc - 1, argv + 1);
 	if (!strcmp(cmd, "validate"))

@@ -39,15 +39,15 @@ json_t *vp_record_json(const struct vp_record_ctx *ctx, const struct vp_probe_re
 	json_t *icmp;
 
 	vp_format_time(&res->wall, when, sizeof(when));
-	rec = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:s?,s:s,"
-	                "s:{s:n,s:o,s:n,s:o,s:o},s:s}",
+	rec = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s?,s:i,s:s,s:s,s:s?,s:s,"
+	                "s:{s:o,s:o,s:n,s:o,s:o},s:s}",
 	                "time", when, "agent", ctx->agent, "target", ctx->target,
 	                "kind", vp_kind_name(ctx->kind), "host", ctx->host,
-	                "address", res->address, "port", (int)res->port,
+	                "address", res->address[0] ? res->address : NULL, "port", (int)res->port,
 	                "verdict", vp_verdict_name(res->v.verdict),
 	                "reason", vp_verdict_reason(&res->v),
 	                "errno", err, "detail", res->v.detail,
-	                "timings_ms", "dns", "connect", ms(res->connect_ms), "tls", "protocol",
+	                "timings_ms", "dns", ms(res->dns_ms), "connect", ms(res->connect_ms), "tls", "protocol",
 	                ms(res->protocol_ms),
 	                "total", ms(res->total_ms),
 	                "hint", res->v.hint);

@@ -37,6 +37,7 @@ static const char *const reason_names[VP_REASON_MAX] = {
 	[VP_REASON_CLOSED_BEFORE_REPLY] = "closed_before_reply",
 	[VP_REASON_UNEXPECTED_REPLY] = "unexpected_reply",
 	[VP_REASON_PROTOCOL] = "protocol",
+	[VP_REASON_DNS_OTHER] = "dns_other",
 };
 
 const char *vp_verdict_name(enum vp_verdict v)

@@ -45,6 +45,7 @@ enum vp_reason {
 	VP_REASON_CLOSED_BEFORE_REPLY, /* reset: accepted, then closed before answering */
 	VP_REASON_UNEXPECTED_REPLY,   /* protocol_error: the reply is not the protocol's */
 	VP_REASON_PROTOCOL,           /* protocol_error etc.: the protocol names its own reason */
+	VP_REASON_DNS_OTHER,          /* dns_error: the resolver failed otherwise */
 	VP_REASON_MAX,
 	VP_REASON_INVALID = -EINVAL,
 };

@@ -259,12 +259,11 @@ START_TEST(test_fd_exhausted_then_recovers)
 }
 END_TEST
 
-static struct ctx *closing_ctx;
-
-static void on_closed_mark(struct vp_engine *e)
+static void on_closed_mark(void *arg)
 {
-	(void)e;
-	closing_ctx->closed = true;
+	struct ctx *c = arg;
+
+	c->closed = true;
 }
 
 /* Closing with probes in flight and queued: no result callbacks, every
@@ -285,7 +284,6 @@ START_TEST(test_close_in_flight)
 	/* The first connection fits the backlog and may complete already. */
 	before = c.n_results;
 	ck_assert_uint_gt(vp_engine_in_flight(c.engine) + vp_engine_queued(c.engine), 0);
-	closing_ctx = &c;
 	vp_engine_close(c.engine, on_closed_mark);
 	ck_assert_int_eq(uv_run(&c.loop, UV_RUN_DEFAULT), 0);
 	ck_assert(c.closed);

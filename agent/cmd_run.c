@@ -1,0 +1,276 @@
+/* vpcprobe run: the daemon. Probes every target on its interval, logs
+ * verdict changes, reloads on SIGHUP, stops on SIGTERM, talks to systemd. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+
+#include "agent/cli.h"
+#include "agent/limits.h"
+#include "agent/log.h"
+#include "agent/scheduler.h"
+
+static const char run_usage[] =
+	"Usage: vpcprobe run [-c FILE]\n"
+	"\n"
+	"Runs the agent in the foreground: every target is probed on its own\n"
+	"interval (first runs spread over the interval, never two runs of one\n"
+	"target at once), verdict changes are logged, and the state is kept for\n"
+	"the status page and the collector.\n"
+	"\n"
+	"Options:\n"
+	"  -c, --config FILE   configuration file (default: " VP_CONFIG_DEFAULT_PATH "\n"
+	"                      when it exists, else the embedded default)\n"
+	"  -v, --verbose       also log every single result (debug)\n"
+	"  -h, --help          show this help\n"
+	"\n"
+	"Signals: SIGHUP reloads the configuration (a bad one is reported and the\n"
+	"running one kept; unchanged targets keep their history); SIGTERM and\n"
+	"SIGINT stop the agent, which exits 0 within 5 seconds.\n"
+	"\n"
+	"Under systemd (Type=notify) the agent sends READY=1 once it runs, STATUS=\n"
+	"with the counts of ok and failing targets, and WATCHDOG=1 when WatchdogSec=\n"
+	"is set. Logs go to stderr, with journald priority prefixes when stderr is\n"
+	"the journal.\n"
+	"\n"
+	"Exit status: 0 after a clean stop, 2 bad usage or bad configuration.\n";
+
+struct daemon {
+	uv_loop_t loop;
+	const char *config_path;          /* borrowed from argv, NULL: the default */
+	struct vp_config *cfg;            /* owned */
+	struct vp_scheduler *sched;       /* owned */
+	struct vp_config *old_cfg;        /* owned while the old scheduler closes */
+	struct vp_scheduler *old_sched;   /* owned, closing */
+	uv_signal_t sig_hup, sig_term, sig_int;
+	uv_timer_t watchdog;              /* active only under WatchdogSec= */
+	uv_timer_t grace;                 /* bounds the stop */
+	bool stopping;
+	bool ready_sent;
+};
+
+static void notify_status(struct daemon *d)
+{
+	size_t n = vp_scheduler_count(d->sched), ok = 0, failing = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct vp_sched_target *st = vp_scheduler_target(d->sched, i);
+		if (st->runs == 0)
+			continue;
+		if (st->verdict == VP_VERDICT_OK)
+			ok++;
+		else
+			failing++;
+	}
+	sd_notifyf(0, "STATUS=%zu targets: %zu ok, %zu failing, %zu not probed yet", n, ok, failing,
+	           n - ok - failing);
+}
+
+static void on_result(struct vp_sched_target *st, void *arg)
+{
+	struct daemon *d = arg;
+
+	for (size_t i = 0; i < st->n_last; i++)
+		vp_log_debug("target '%s' %s port %u: %s %s: %s", st->target->name, st->last[i].address,
+		             (unsigned)st->last[i].port, vp_verdict_name(st->last[i].v.verdict),
+		             vp_verdict_reason(&st->last[i].v), st->last[i].v.detail);
+	if (st->sched == d->sched)
+		notify_status(d);
+}
+
+static void on_old_closed(struct vp_scheduler *s, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)s;
+	d->old_sched = vp_scheduler_free(d->old_sched);
+	d->old_cfg = vp_config_free(d->old_cfg);
+}
+
+/* SIGHUP: the new configuration is validated first; a bad one changes
+ * nothing. A good one replaces the schedule; targets of the same name and
+ * URL keep their history. */
+static void reload(struct daemon *d)
+{
+	const char *path = d->config_path ? d->config_path : d->cfg->source;
+	char err[VP_CONFIG_MAX_ERRORS * VP_ERR_MAX];
+	struct vp_config *cfg = NULL;
+	struct vp_scheduler *s;
+	int r;
+
+	if (d->old_sched) {
+		vp_log_warning("reload: the previous reload is still finishing, ignoring");
+		return;
+	}
+	if (!strcmp(path, VP_CONFIG_EMBEDDED_NAME))
+		r = vp_config_load_string(vp_config_default_json, path, &cfg, err, sizeof(err));
+	else
+		r = vp_config_load_file(path, &cfg, err, sizeof(err));
+	if (r < 0) {
+		for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
+			vp_log_err("reload: %s", line);
+		vp_log_err("reload: keeping the running configuration");
+		return;
+	}
+	s = vp_scheduler_new(&d->loop, cfg, on_result, d);
+	if (!s) {
+		vp_log_err("reload: out of memory; keeping the running configuration");
+		vp_config_free(cfg);
+		return;
+	}
+	vp_scheduler_start(s, d->sched);
+	d->old_sched = d->sched;
+	d->old_cfg = d->cfg;
+	d->sched = s;
+	d->cfg = cfg;
+	vp_scheduler_stop(d->old_sched, on_old_closed, d);
+	vp_log_info("reloaded config '%s': %zu targets", path, cfg->n_targets);
+	notify_status(d);
+}
+
+static void close_handle(uv_handle_t *h)
+{
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+static void on_sched_closed(struct vp_scheduler *s, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)s;
+	close_handle((uv_handle_t *)&d->sig_hup);
+	close_handle((uv_handle_t *)&d->sig_term);
+	close_handle((uv_handle_t *)&d->sig_int);
+	close_handle((uv_handle_t *)&d->watchdog);
+	close_handle((uv_handle_t *)&d->grace);
+}
+
+static void on_grace(uv_timer_t *t)
+{
+	vp_log_warning("stop: handles still open after %d ms; exiting anyway", VP_STOP_GRACE_MS);
+	uv_stop(t->loop);
+}
+
+static void stop(struct daemon *d, int signum)
+{
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	sd_notify(0, "STOPPING=1");
+	vp_log_info("stopping on %s", strsignal(signum));
+	uv_timer_start(&d->grace, on_grace, VP_STOP_GRACE_MS, 0);
+	vp_scheduler_stop(d->sched, on_sched_closed, d);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct daemon *d = h->data;
+
+	if (signum == SIGHUP && !d->stopping)
+		reload(d);
+	else if (signum != SIGHUP)
+		stop(d, signum);
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+	(void)t;
+	sd_notify(0, "WATCHDOG=1");
+}
+
+static int start_signals(struct daemon *d)
+{
+	uv_signal_t *hs[] = { &d->sig_hup, &d->sig_term, &d->sig_int };
+	int sigs[] = { SIGHUP, SIGTERM, SIGINT };
+	uint64_t usec = 0;
+
+	for (size_t i = 0; i < 3; i++) {
+		uv_signal_init(&d->loop, hs[i]);
+		hs[i]->data = d;
+		if (uv_signal_start(hs[i], on_signal, sigs[i]) < 0)
+			return -EINVAL;
+	}
+	uv_timer_init(&d->loop, &d->watchdog);
+	uv_timer_init(&d->loop, &d->grace);
+	/* Ping at half the interval systemd expects. */
+	if (sd_watchdog_enabled(0, &usec) > 0 && usec >= 2000)
+		uv_timer_start(&d->watchdog, on_watchdog, 0, usec / 2000);
+	return 0;
+}
+
+static int parse_args(struct daemon *d, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			d->config_path = optarg;
+			break;
+		case 'v':
+			vp_log_set_level(VP_LOG_DEBUG);
+			break;
+		case 'h':
+			fputs(run_usage, stdout);
+			return 1;
+		default:
+			fputs("Try 'vpcprobe run --help'.\n", stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "vpcprobe run: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int vp_cmd_run(int argc, char **argv)
+{
+	struct daemon d = { 0 };
+	int r;
+
+	r = parse_args(&d, argc, argv);
+	if (r != 0)
+		return r > 0 ? VP_EXIT_OK : VP_EXIT_USAGE;
+	/* systemd points JOURNAL_STREAM at our stderr when it is the journal. */
+	if (getenv("JOURNAL_STREAM"))
+		vp_log_set_journal(1);
+	if (vp_cli_load_config(d.config_path, &d.cfg) < 0)
+		return VP_EXIT_USAGE;
+	if (uv_loop_init(&d.loop) < 0) {
+		vp_log_err("uv_loop_init failed");
+		vp_config_free(d.cfg);
+		return VP_EXIT_NOT_OK;
+	}
+	d.sched = vp_scheduler_new(&d.loop, d.cfg, on_result, &d);
+	if (!d.sched || start_signals(&d) < 0) {
+		vp_log_err("out of memory or signals unavailable at start");
+		return VP_EXIT_NOT_OK;
+	}
+	vp_scheduler_start(d.sched, NULL);
+	vp_log_info("started: config '%s', %zu targets, agent '%s'", d.cfg->source,
+	            d.cfg->n_targets, d.cfg->agent_name);
+	sd_notify(0, "READY=1");
+	notify_status(&d);
+
+	uv_run(&d.loop, UV_RUN_DEFAULT);
+
+	vp_scheduler_free(d.sched);
+	vp_scheduler_free(d.old_sched);
+	vp_config_free(d.cfg);
+	vp_config_free(d.old_cfg);
+	r = uv_loop_close(&d.loop);
+	if (r < 0)
+		vp_log_debug("uv_loop_close: %s (stopped by the grace timer)", uv_strerror(r));
+	vp_log_info("stopped");
+	return VP_EXIT_OK;
+}

@@ -1,0 +1,221 @@
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/runner.h"
+#include "probes/dns.h"
+
+struct vp_runner {
+	uv_loop_t *loop;                  /* borrowed */
+	const struct vp_config *cfg;      /* borrowed */
+	struct vp_engine *engine;         /* owned */
+	struct vp_dns *dns;               /* owned, made at the first name */
+	char dns_err[VP_ERR_MAX];         /* why 'dns' could not be made */
+	bool stopping;                    /* vp_runner_close() was called */
+	int closing;                      /* parts still closing */
+	void (*closed)(void *arg);
+	void *closed_arg;
+};
+
+static void on_probe_result(struct vp_probe_req *req, const struct vp_probe_result *res, void *arg)
+{
+	struct vp_target_run *tr = req->data;
+	size_t i = (size_t)(req - tr->reqs);
+
+	(void)arg;
+	tr->results[i] = *res;
+	tr->results[i].obs.address = tr->results[i].address;
+	if (--tr->pending == 0) {
+		tr->busy = false;
+		tr->done(tr);
+	}
+}
+
+struct vp_runner *vp_runner_new(uv_loop_t *loop, const struct vp_config *cfg)
+{
+	struct vp_runner *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->loop = loop;
+	r->cfg = cfg;
+	r->engine = vp_engine_new(loop, cfg->max_in_flight, on_probe_result, r);
+	if (!r->engine) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void vp_target_run_clear(struct vp_target_run *tr)
+{
+	free(tr->results);
+	free(tr->reqs);
+	tr->results = NULL;
+	tr->reqs = NULL;
+	tr->n_results = 0;
+}
+
+/* Allocates room for 'n' probes; on failure the run ends as a local error. */
+static int alloc_run(struct vp_target_run *tr, size_t n)
+{
+	vp_target_run_clear(tr);
+	tr->results = calloc(n, sizeof(*tr->results));
+	tr->reqs = calloc(n, sizeof(*tr->reqs));
+	if (!tr->results || !tr->reqs) {
+		vp_target_run_clear(tr);
+		return -ENOMEM;
+	}
+	tr->n_results = n;
+	return 0;
+}
+
+static void submit_addresses(struct vp_runner *r, struct vp_target_run *tr,
+                             const struct sockaddr_storage *addrs, size_t n, double dns_ms)
+{
+	uint64_t spent_ms = (uv_hrtime() - tr->start_ns) / 1000000;
+	uint32_t left = spent_ms + 1 < tr->timeout_ms ? tr->timeout_ms - (uint32_t)spent_ms : 1;
+
+	tr->pending = n;
+	for (size_t i = 0; i < n; i++) {
+		struct vp_probe_req *req = &tr->reqs[i];
+
+		req->addr = addrs[i];
+		if (req->addr.ss_family == AF_INET6)
+			((struct sockaddr_in6 *)&req->addr)->sin6_port = htons(tr->target->url.port);
+		else
+			((struct sockaddr_in *)&req->addr)->sin_port = htons(tr->target->url.port);
+		req->timeout_ms = left;
+		req->kind = tr->target->url.kind;
+		req->target = tr->target;
+		req->data = tr;
+		tr->results[i].dns_ms = dns_ms;
+	}
+	for (size_t i = 0; i < n; i++)
+		vp_engine_submit(r->engine, &tr->reqs[i]);
+}
+
+/* A run that ends before any probe: a DNS failure, or no memory. */
+static void fail_run(struct vp_target_run *tr, enum vp_verdict v, enum vp_reason reason,
+                     const char *detail, double dns_ms)
+{
+	struct vp_probe_result *res;
+
+	if (alloc_run(tr, 1) < 0) {
+		tr->busy = false;
+		tr->done(tr);   /* with no results: the owner reports the lack */
+		return;
+	}
+	res = &tr->results[0];
+	res->v.verdict = v;
+	res->v.reason = reason;
+	snprintf(res->v.detail, sizeof(res->v.detail), "%s", detail);
+	if (v == VP_VERDICT_DNS_ERROR)
+		vp_dns_hint(reason, tr->target->url.host, res->v.hint, sizeof(res->v.hint));
+	res->port = tr->target->url.port;
+	res->connect_ms = res->protocol_ms = -1.0;
+	res->dns_ms = dns_ms;
+	res->total_ms = (double)(uv_hrtime() - tr->start_ns) / 1e6;
+	clock_gettime(CLOCK_REALTIME, &res->wall);
+	tr->busy = false;
+	tr->done(tr);
+}
+
+static void on_dns(const struct vp_dns_answer *ans, void *arg)
+{
+	struct vp_target_run *tr = arg;
+
+	if (tr->runner->stopping) {
+		tr->busy = false;
+		return;
+	}
+	if (ans->status < 0) {
+		fail_run(tr, VP_VERDICT_DNS_ERROR, ans->reason, ans->detail, ans->ms);
+		return;
+	}
+	if (alloc_run(tr, ans->n_addrs) < 0) {
+		fail_run(tr, VP_VERDICT_LOCAL_ERROR, VP_REASON_NO_BUFFERS,
+		         "out of memory for the probes of this target", ans->ms);
+		return;
+	}
+	submit_addresses(tr->runner, tr, ans->addrs, ans->n_addrs, ans->ms);
+}
+
+/* The address of a host given as an IP literal. */
+static int literal_address(const struct vp_url *u, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (u->host_type == VP_HOST_IPV4) {
+		ss->ss_family = AF_INET;
+		return inet_pton(AF_INET, u->host, &((struct sockaddr_in *)ss)->sin_addr) == 1 ? 0 : -EINVAL;
+	}
+	ss->ss_family = AF_INET6;
+	return inet_pton(AF_INET6, u->host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1 ? 0 : -EINVAL;
+}
+
+void vp_runner_start(struct vp_runner *r, struct vp_target_run *tr)
+{
+	const struct vp_url *u = &tr->target->url;
+	struct sockaddr_storage ss;
+
+	tr->runner = r;
+	tr->busy = true;
+	tr->start_ns = uv_hrtime();
+	if (u->host_type != VP_HOST_NAME) {
+		if (literal_address(u, &ss) < 0 || alloc_run(tr, 1) < 0) {
+			fail_run(tr, VP_VERDICT_LOCAL_ERROR, VP_REASON_LOCAL_OTHER,
+			         "could not prepare the probe of this address", -1.0);
+			return;
+		}
+		submit_addresses(r, tr, &ss, 1, -1.0);
+		return;
+	}
+	if (!r->dns && !r->dns_err[0])
+		r->dns = vp_dns_new(r->loop, r->cfg->dns_servers, r->cfg->n_dns_servers, r->dns_err,
+		                    sizeof(r->dns_err));
+	if (!r->dns) {
+		fail_run(tr, VP_VERDICT_DNS_ERROR, VP_REASON_DNS_OTHER, r->dns_err, -1.0);
+		return;
+	}
+	vp_dns_resolve(r->dns, u->host, tr->timeout_ms, on_dns, tr);
+}
+
+static void part_closed(struct vp_runner *r)
+{
+	if (--r->closing == 0 && r->closed)
+		r->closed(r->closed_arg);
+}
+
+static void on_part_closed(void *arg)
+{
+	part_closed(arg);
+}
+
+void vp_runner_close(struct vp_runner *r, void (*closed)(void *arg), void *arg)
+{
+	r->closed = closed;
+	r->closed_arg = arg;
+	r->stopping = true;
+	/* One count for each part, and one for this call, so that parts that
+	 * close at once cannot report 'closed' before both were asked. */
+	r->closing = 3;
+	/* The engine drops its results while closing, so no run's 'done' runs. */
+	vp_engine_close(r->engine, on_part_closed);
+	if (r->dns)
+		vp_dns_close(r->dns, on_part_closed, r);
+	else
+		r->closing--;
+	part_closed(r);
+}
+
+struct vp_runner *vp_runner_free(struct vp_runner *r)
+{
+	if (!r)
+		return NULL;
+	vp_engine_free(r->engine);
+	vp_dns_free(r->dns);
+	free(r);
+	return NULL;
+}

@@ -100,7 +100,8 @@ int vp_listen_parse_diag(struct vp_listen_table *t, const void *buf, size_t len)
 void vp_listen_table_sort(struct vp_listen_table *t);
 
 /* Fills pid and comm by scanning /proc/[pid]/fd for socket:[inode], at most
- * VP_LISTEN_SCAN_LINKS_MAX links. Unreadable processes are skipped. */
+ * VP_LISTEN_SCAN_LINKS_MAX links (then sets owners_partial). Unreadable
+ * processes are skipped: missing permission is not an error. 0 or -ENOMEM. */
 int vp_listen_find_owners(struct vp_listen_table *t);
 
 /* The scope of a set of sockets of one port. [::] with IPV6_V6ONLY on takes
@@ -109,7 +110,8 @@ int vp_listen_find_owners(struct vp_listen_table *t);
  * off, the Linux default (net.ipv6.bindv6only=0). */
 enum vp_listen_scope vp_listen_scope_of(const struct vp_listen_sock *socks, size_t n);
 
-/* The port's view of a sorted table. */
+/* The port's view of a table sorted by vp_listen_table_sort() (as
+ * vp_listen_read() leaves it); the same holds for vp_listen_refine_refused(). */
 void vp_listen_port_get(const struct vp_listen_table *t, uint16_t port, struct vp_listen_port *ret);
 
 /* Whether a socket accepts connections to 'sa' (its port is not compared). */

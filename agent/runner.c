@@ -6,6 +6,11 @@
 
 #include "agent/runner.h"
 #include "probes/dns.h"
+#include "probes/listeners.h"
+
+/* A refusal on one of this host's addresses is looked up in the listener
+ * table; one reading serves every refusal within this many ms. */
+#define LISTEN_TABLE_TTL_MS 1000
 
 struct vp_runner {
 	uv_loop_t *loop;                  /* borrowed */
@@ -13,11 +18,34 @@ struct vp_runner {
 	struct vp_engine *engine;         /* owned */
 	struct vp_dns *dns;               /* owned, made at the first name */
 	char dns_err[VP_ERR_MAX];         /* why 'dns' could not be made */
+	struct vp_listen_table listen;    /* owned: this host's listeners, when read */
+	uint64_t listen_read_ms;          /* loop time of that reading */
+	bool listen_valid;
 	bool stopping;                    /* vp_runner_close() was called */
 	int closing;                      /* parts still closing */
 	void (*closed)(void *arg);
 	void *closed_arg;
 };
+
+/* A refused connect to an address of this host: if the port listens on
+ * loopback only, or on other addresses only, say so (localhost_only). */
+static void refine_local_refusal(struct vp_runner *r, const struct vp_probe_req *req,
+                                 struct vp_probe_result *res)
+{
+	uint64_t now = uv_now(r->loop);
+	const struct sockaddr *sa = (const struct sockaddr *)&req->addr;
+
+	if (res->v.verdict != VP_VERDICT_REFUSED || !vp_addr_is_local(sa))
+		return;
+	if (!r->listen_valid || now - r->listen_read_ms > LISTEN_TABLE_TTL_MS) {
+		/* A sock_diag dump of this host: one short blocking read, taken
+		 * only for refusals on this host and at most once a second. */
+		r->listen_valid = vp_listen_read(&r->listen, VP_LISTEN_SOURCE_AUTO) == 0;
+		r->listen_read_ms = now;
+	}
+	if (r->listen_valid)
+		(void)vp_listen_refine_refused(&r->listen, sa, res->port, &res->v); /* 0: unchanged */
+}
 
 static void on_probe_result(struct vp_probe_req *req, const struct vp_probe_result *res, void *arg)
 {
@@ -27,6 +55,7 @@ static void on_probe_result(struct vp_probe_req *req, const struct vp_probe_resu
 	(void)arg;
 	tr->results[i] = *res;
 	tr->results[i].obs.address = tr->results[i].address;
+	refine_local_refusal(tr->runner, req, &tr->results[i]);
 	if (--tr->pending == 0) {
 		tr->busy = false;
 		tr->done(tr);
@@ -41,6 +70,7 @@ struct vp_runner *vp_runner_new(uv_loop_t *loop, const struct vp_config *cfg)
 		return NULL;
 	r->loop = loop;
 	r->cfg = cfg;
+	vp_listen_table_init(&r->listen);
 	r->engine = vp_engine_new(loop, cfg->max_in_flight, on_probe_result, r);
 	if (!r->engine) {
 		free(r);
@@ -216,6 +246,7 @@ struct vp_runner *vp_runner_free(struct vp_runner *r)
 		return NULL;
 	vp_engine_free(r->engine);
 	vp_dns_free(r->dns);
+	vp_listen_table_done(&r->listen);
 	free(r);
 	return NULL;
 }

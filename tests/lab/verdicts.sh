@@ -36,8 +36,14 @@ if [[ ! -x $VPCPROBE ]]; then
 fi
 
 WORK=
+LOCAL_PIDS=()
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
+    local pid
+    for pid in "${LOCAL_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
     lab_down
     [[ -n $WORK ]] && rm -rf -- "$WORK"
 }
@@ -99,6 +105,29 @@ assert_url() {
     fi
 }
 
+# --- listeners on the client itself, for localhost_only --------------------
+# A service bound to loopback only, probed on the client's own address, is
+# localhost_only; one bound to the client's address only, probed on
+# loopback, is refused with reason bound_other_address.
+
+LOCAL_PIDS=()
+# start_local PORT ADDR: a listener in the client namespace, ready when this returns.
+start_local() {
+    local fifo=$WORK/ready.$1 line=
+    mkfifo "$fifo" || return 1
+    lab_client python3 "$TESTS_DIR/lab/listener.py" "$1" "$2" >"$fifo" &
+    LOCAL_PIDS+=($!)
+    read -r -t 15 line <"$fifo"
+    [[ $line == "ready $1" ]]
+}
+if [[ $family == 4 ]]; then
+    loop_addr=127.0.0.1 own=$LAB_CLIENT4
+else
+    loop_addr=::1 own=$LAB_CLIENT6
+fi
+start_local 9100 "$loop_addr" || fail "a listener on $loop_addr:9100 starts"
+start_local 9101 "$own" || fail "a listener on $own:9101 starts"
+
 # --- the probe run ---------------------------------------------------------
 
 urls=()
@@ -106,6 +135,7 @@ for port in 9000 9001 9002 9003 9004 9005 9006 9007; do
     urls+=("$(url "$server" "$port")")
 done
 urls+=("$(url "$noroute" 9000)")
+urls+=("$(url "$own" 9100)" "$(url "$loop_addr" 9101)")
 
 echo "# IPv$family lab: client $LAB_CLIENT_NS, server $LAB_SERVER_NS ($server)"
 echo "# $VPCPROBE check --json --timeout-ms $TIMEOUT_MS ${urls[*]}"
@@ -181,6 +211,14 @@ assert_url "$u (icmpx port-unreachable) -> unreachable/port_unreachable" "$u" \
 u=$(url "$noroute" 9000)
 assert_url "$u (no route in the client) -> unreachable/no_route" "$u" \
     '.verdict == "unreachable" and .reason == "no_route"'
+u=$(url "$own" 9100)
+assert_url "$u (listens on $loop_addr only) -> localhost_only/loopback_bind, naming the process" "$u" \
+    '.verdict == "localhost_only" and .reason == "loopback_bind"
+     and (.detail | test("python3")) and (.hint | length) > 0'
+u=$(url "$loop_addr" 9101)
+assert_url "$u (listens on $own only) -> refused/bound_other_address, naming the address" "$u" \
+    ".verdict == \"refused\" and .reason == \"bound_other_address\"
+     and (.detail | contains(\"$own\"))"
 
 # Record shape, for every record.
 check_all() { # DESC JQ-FILTER: FILTER holds for every record; offenders shown

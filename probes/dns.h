@@ -40,6 +40,11 @@ void vp_dns_close(struct vp_dns *d, void (*closed)(void *arg), void *arg);
 /* The hint of a dns_error with reason 'r' for 'name', in Cloud Run / VPC terms. */
 void vp_dns_hint(enum vp_reason r, const char *name, char *buf, size_t len);
 
+/* A failed c-ares lookup of 'name' (ARES_ENOTFOUND...): sets 'reason' and the
+ * detail sentence, returns the answer's -errno-like status. Pure. */
+int vp_dns_classify(int ares_status, const char *name, uint32_t timeout_ms,
+                    enum vp_reason *reason, char *detail, size_t len);
+
 /* Frees a closed resolver. Accepts NULL; returns NULL. */
 struct vp_dns *vp_dns_free(struct vp_dns *d);
 

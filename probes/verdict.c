@@ -38,6 +38,11 @@ static const char *const reason_names[VP_REASON_MAX] = {
 	[VP_REASON_UNEXPECTED_REPLY] = "unexpected_reply",
 	[VP_REASON_PROTOCOL] = "protocol",
 	[VP_REASON_DNS_OTHER] = "dns_other",
+	[VP_REASON_NXDOMAIN] = "nxdomain",
+	[VP_REASON_SERVFAIL] = "servfail",
+	[VP_REASON_DNS_TIMEOUT] = "dns_timeout",
+	[VP_REASON_NO_ADDRESS] = "no_address",
+	[VP_REASON_DNS_REFUSED] = "dns_refused",
 };
 
 const char *vp_verdict_name(enum vp_verdict v)

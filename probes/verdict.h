@@ -46,6 +46,11 @@ enum vp_reason {
 	VP_REASON_UNEXPECTED_REPLY,   /* protocol_error: the reply is not the protocol's */
 	VP_REASON_PROTOCOL,           /* protocol_error etc.: the protocol names its own reason */
 	VP_REASON_DNS_OTHER,          /* dns_error: the resolver failed otherwise */
+	VP_REASON_NXDOMAIN,           /* dns_error: the name does not exist */
+	VP_REASON_SERVFAIL,           /* dns_error: the DNS server failed (SERVFAIL) */
+	VP_REASON_DNS_TIMEOUT,        /* dns_error: no answer before the deadline */
+	VP_REASON_NO_ADDRESS,         /* dns_error: the name exists, with no A or AAAA record */
+	VP_REASON_DNS_REFUSED,        /* dns_error: the DNS server refused (REFUSED) */
 	VP_REASON_MAX,
 	VP_REASON_INVALID = -EINVAL,
 };

@@ -6,6 +6,7 @@
  * each JSON object is a table of fields; the table also gives the "known:"
  * list when a key is misspelt. */
 #include "config/config.h"
+#include "config/secret.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -53,6 +54,7 @@ struct field {
 	uint32_t max;
 	size_t off;     /* where the value goes in the destination struct */
 	size_t size;    /* FT_UINT: sizeof the destination */
+	uint32_t kinds; /* targets: the kinds the key applies to (1u << kind), 0 for all */
 	void (*parse)(struct loader *ld, const char *path, json_t *v, void *dst,
 	              const struct field *f);
 };
@@ -445,7 +447,77 @@ static void parse_url(struct loader *ld, const char *path, json_t *v, void *dst,
 	set_string(ld, path, &t->url_text, json_string_value(v));
 }
 
-enum { TF_NAME, TF_URL, TF_INTERVAL, TF_TIMEOUT, TF_PASSWORD };
+static void load_password(struct loader *ld, const char *path, struct vp_target *t)
+{
+	const char *file = t->password_file;
+	int r = vp_secret_read(file, VP_PASSWORD_MAX, &t->password, &t->password_len);
+
+	if (r == -EINVAL)
+		report(ld, path, "'%s' is not a regular file", file);
+	else if (r == -EFBIG)
+		report(ld, path, "'%s' is more than %d bytes, the limit for a password", file,
+		       VP_PASSWORD_MAX);
+	else if (r == -ENODATA)
+		report(ld, path, "'%s' is empty; it must hold the password", file);
+	else if (r == -EILSEQ)
+		report(ld, path, "'%s' holds a NUL byte, which no password can", file);
+	else if (r == -ENOMEM)
+		report_oom(ld, path);
+	else if (r < 0)
+		report(ld, path, "cannot read '%s': %s", file, strerror(-r));
+}
+
+static void parse_password_file(struct loader *ld, const char *path, json_t *v, void *dst,
+                                const struct field *f)
+{
+	struct vp_target *t = dst;
+
+	if (!expect_type(ld, path, v, JSON_STRING) ||
+	    !check_string(ld, path, v, 1, FILE_PATH_LEN_MAX))
+		return;
+	set_string(ld, path, &t->password_file, json_string_value(v));
+	if (t->password_file != NULL)
+		load_password(ld, path, t);
+}
+
+static const char *const tls_modes[] = {
+	[VP_TLS_DISABLE] = "disable",
+	[VP_TLS_PREFER] = "prefer",
+	[VP_TLS_REQUIRE] = "require",
+	[VP_TLS_VERIFY_FULL] = "verify-full",
+};
+
+const char *vp_tls_mode_name(enum vp_tls_mode mode)
+{
+	if (mode < 0 || mode >= VP_TLS_MAX)
+		return "invalid";
+	return tls_modes[mode];
+}
+
+static void parse_tls(struct loader *ld, const char *path, json_t *v, void *dst,
+                      const struct field *f)
+{
+	struct vp_target *t = dst;
+	const char *s;
+
+	if (!expect_type(ld, path, v, JSON_STRING) || !check_string(ld, path, v, 0, 32))
+		return;
+	s = json_string_value(v);
+	for (int m = 0; m < VP_TLS_MAX; m++) {
+		if (strcmp(s, tls_modes[m]) == 0) {
+			t->tls = (enum vp_tls_mode)m;
+			return;
+		}
+	}
+	report(ld, path, "'%s' is not a tls mode; expected \"disable\", \"prefer\", \"require\" "
+	       "or \"verify-full\"", s);
+}
+
+#define K_PG (1u << VP_KIND_POSTGRES)
+#define K_REDIS ((1u << VP_KIND_REDIS) | (1u << VP_KIND_REDISS))
+
+enum { TF_NAME, TF_URL, TF_INTERVAL, TF_TIMEOUT, TF_PASSWORD, TF_USER, TF_DATABASE,
+       TF_USERNAME, TF_TLS };
 
 static const struct field target_fields[] = {
 	[TF_NAME] = { .key = "name", .type = FT_STR, .required = true, .min = 1,
@@ -456,9 +528,48 @@ static const struct field target_fields[] = {
 	                       VP_INTERVAL_S_MIN, VP_INTERVAL_S_MAX),
 	[TF_TIMEOUT] = F_UINT("timeout_ms", struct vp_target, timeout_ms,
 	                      VP_TIMEOUT_MS_MIN, VP_TIMEOUT_MS_MAX),
-	[TF_PASSWORD] = F_STR("password_file", struct vp_target, password_file,
-	                      1, FILE_PATH_LEN_MAX),
+	[TF_PASSWORD] = { .key = "password_file", .type = FT_CUSTOM, .kinds = K_PG | K_REDIS,
+	                  .off = offsetof(struct vp_target, password_file),
+	                  .parse = parse_password_file },
+	[TF_USER] = { .key = "user", .type = FT_STR, .min = 1, .max = VP_PG_NAME_MAX,
+	              .kinds = K_PG, .off = offsetof(struct vp_target, user) },
+	[TF_DATABASE] = { .key = "database", .type = FT_STR, .min = 1, .max = VP_PG_NAME_MAX,
+	                  .kinds = K_PG, .off = offsetof(struct vp_target, database) },
+	[TF_USERNAME] = { .key = "username", .type = FT_STR, .min = 1, .max = VP_REDIS_USER_MAX,
+	                  .kinds = K_REDIS, .off = offsetof(struct vp_target, username) },
+	[TF_TLS] = { .key = "tls", .type = FT_CUSTOM, .kinds = K_PG,
+	             .off = offsetof(struct vp_target, tls), .parse = parse_tls },
 };
+
+/* A key that the target's kind does not use would be silently ignored; a
+ * typo in the URL's scheme must not hide a password or a TLS setting. */
+static void check_kinds(struct loader *ld, const char *path, const struct vp_target *t,
+                        uint32_t seen)
+{
+	char sub[JPATH_MAX];
+	char kinds[128];
+
+	for (size_t i = 0; i < N_ELEMS(target_fields); i++) {
+		uint32_t k = target_fields[i].kinds;
+		size_t used = 0;
+
+		if ((seen & (1u << i)) == 0 || k == 0 || (k & (1u << t->url.kind)) != 0)
+			continue;
+		kinds[0] = '\0';
+		for (int j = 0; j < VP_KIND_MAX && used < sizeof(kinds); j++) {
+			int w;
+
+			if ((k & (1u << j)) == 0)
+				continue;
+			w = snprintf(kinds + used, sizeof(kinds) - used, "%s%s://", used ? ", " : "",
+			             vp_kind_name((enum vp_kind)j));
+			used += w > 0 ? (size_t)w : 0;
+		}
+		join_path(sub, sizeof(sub), path, target_fields[i].key, 0);
+		report(ld, sub, "applies to %s targets only, not to %s://", kinds,
+		       vp_kind_name(t->url.kind));
+	}
+}
 
 static void load_target(struct loader *ld, const char *path, json_t *v, void *elem,
                         const void *ctx)
@@ -471,7 +582,10 @@ static void load_target(struct loader *ld, const char *path, json_t *v, void *el
 
 	t->interval_s = cfg->interval_s;
 	t->timeout_ms = cfg->timeout_ms;
+	t->tls = VP_TLS_PREFER;
 	seen = walk_object(ld, path, v, target_fields, N_ELEMS(target_fields), t);
+	if (t->url_text != NULL)
+		check_kinds(ld, path, t, seen);
 	/* Defaults were checked on their own; only an override can clash here. */
 	if (ld->n_errors != before || (seen & ((1u << TF_INTERVAL) | (1u << TF_TIMEOUT))) == 0)
 		return;
@@ -901,6 +1015,10 @@ struct vp_config *vp_config_free(struct vp_config *cfg)
 		free(cfg->targets[i].name);
 		free(cfg->targets[i].url_text);
 		free(cfg->targets[i].password_file);
+		vp_secret_free(cfg->targets[i].password, cfg->targets[i].password_len);
+		free(cfg->targets[i].user);
+		free(cfg->targets[i].database);
+		free(cfg->targets[i].username);
 	}
 	free(cfg->targets);
 	free(cfg->listeners);

@@ -2,10 +2,26 @@
 #ifndef VP_CONFIG_H
 #define VP_CONFIG_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "config/url.h"
+
+/* A postgres target's "tls", as libpq's sslmode names them. The default is
+ * zero, so that a target made without the loader (a URL on the command
+ * line, calloc'd) has it too. */
+enum vp_tls_mode {
+	VP_TLS_PREFER,         /* ask; plaintext when the server declines (the default) */
+	VP_TLS_DISABLE,        /* never ask for TLS */
+	VP_TLS_REQUIRE,        /* TLS or fail; the certificate is not verified */
+	VP_TLS_VERIFY_FULL,    /* TLS with the chain and the host name verified */
+	VP_TLS_MAX,
+	VP_TLS_INVALID = -EINVAL,
+};
+
+#define VP_PG_DEFAULT_USER "vpcprobe"
+#define VP_PG_DEFAULT_DATABASE "postgres"
 
 struct vp_target {
 	char *name;            /* owned */
@@ -14,6 +30,15 @@ struct vp_target {
 	uint32_t interval_s;   /* the target's own, or defaults.interval_s */
 	uint32_t timeout_ms;   /* the target's own, or defaults.timeout_ms */
 	char *password_file;   /* owned, NULL when not set */
+	/* Owned secret: password_file's content, read when the config loads,
+	 * less one trailing newline; NULL without password_file. NUL-terminated
+	 * and free of NULs. Never printed; wiped by vp_config_free(). */
+	char *password;
+	size_t password_len;
+	char *user;            /* owned, postgres only; NULL: VP_PG_DEFAULT_USER */
+	char *database;        /* owned, postgres only; NULL: VP_PG_DEFAULT_DATABASE */
+	char *username;        /* owned, redis only; NULL: AUTH with the password alone */
+	enum vp_tls_mode tls;  /* postgres only; VP_TLS_PREFER unless set */
 };
 
 struct vp_listener_check {
@@ -78,6 +103,9 @@ extern const char vp_config_default_json[];
 int vp_config_load_file(const char *path, struct vp_config **ret, char *err, size_t errlen);
 int vp_config_load_string(const char *json, const char *source, struct vp_config **ret,
                           char *err, size_t errlen);
+
+/* "disable", "prefer", "require", "verify-full"; "invalid" otherwise. */
+const char *vp_tls_mode_name(enum vp_tls_mode mode);
 
 /* Accepts NULL. Returns NULL. */
 struct vp_config *vp_config_free(struct vp_config *cfg);

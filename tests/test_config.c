@@ -132,7 +132,7 @@ static const struct bad_case bad_cases[] = {
 	  SRC "targets[0].url: required key is missing" } },
 	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1', 'port': 1}]}", 1, NULL,
 	  { "targets[0].port: unknown key (known: name, url, interval_s, timeout_ms, "
-	    "password_file)" } },
+	    "password_file, user, database, username, tls" } },
 	{ "{'targets': [{'name': 7, 'url': 'tcp://h:1'}]}", 1, NULL,
 	  { "targets[0].name: expected a string, got an integer" } },
 	{ "{'targets': [{'name': '', 'url': 'tcp://h:1'}]}", 1, NULL,
@@ -179,6 +179,62 @@ static const struct bad_case bad_cases[] = {
 	  { "targets[0].password_file: expected a string, got an integer" } },
 	{ "{'targets': [{'name': 'a', 'url': 'redis://h', 'password_file': ''}]}", 1, NULL,
 	  { "targets[0].password_file: empty string" } },
+	{ "{'targets': [{'name': 'a', 'url': 'redis://h', 'password_file': '/nonexistent/vp.pw'}]}",
+	  1, NULL, { SRC "targets[0].password_file: cannot read '/nonexistent/vp.pw': No such file "
+	  "or directory" } },
+	{ "{'targets': [{'name': 'a', 'url': 'postgres://h', 'password_file': '/'}]}", 1, NULL,
+	  { "targets[0].password_file: cannot read '/': Is a directory" } },
+	{ "{'targets': [{'name': 'a', 'url': 'postgres://h', 'password_file': '/dev/null'}]}", 1,
+	  NULL, { "targets[0].password_file: '/dev/null' is not a regular file" } },
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1', 'password_file': '/nonexistent/p'}]}", 2,
+	  NULL, { "targets[0].password_file: cannot read '/nonexistent/p'",
+	  "targets[0].password_file: applies to postgres://, redis://, rediss:// targets only, not "
+	  "to tcp://" } },
+	{ "{'targets': [{'name': 'a', 'url': 'https://h/', 'password_file': '/nonexistent/p'}]}", 2,
+	  NULL, { "password_file: applies to postgres://, redis://, rediss:// targets only, not to "
+	  "https://" } },
+	/* postgres: user, database, tls */
+	{ "{'targets': [{'name': 'a', 'url': 'postgres://h', 'user': 5}]}", 1, NULL,
+	  { SRC "targets[0].user: expected a string, got an integer" } },
+	{ "{'targets': [{'name': 'a', 'url': 'postgres://h', 'user': ''}]}", 1, NULL,
+	  { "targets[0].user: empty string; expected 1..63 bytes" } },
+	{ "{'targets': [{'name': 'a', 'url': 'postgres://h', 'user': '" L10 L10 L10 L10 L10 L10
+	  "abcd'}]}", 1, NULL, { "targets[0].user: 64 bytes, longer than 63" } },
+	{ "{'targets': [{'name': 'a', 'url': 'postgres://h', 'user': 'a\\u001bb'}]}", 1, NULL,
+	  { "targets[0].user: control character at byte 1" } },
+	{ "{'targets': [{'name': 'a', 'url': 'redis://h', 'user': 'probe'}]}", 1, NULL,
+	  { SRC "targets[0].user: applies to postgres:// targets only, not to redis://" } },
+	{ "{'targets': [{'name': 'a', 'url': 'postgres://h', 'database': []}]}", 1, NULL,
+	  { "targets[0].database: expected a string, got an array" } },
+	{ "{'targets': [{'name': 'a', 'url': 'postgres://h', 'database': null}]}", 1, NULL,
+	  { "targets[0].database: expected a string, got null" } },
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:5432', 'database': 'orders'}]}", 1, NULL,
+	  { "targets[0].database: applies to postgres:// targets only, not to tcp://" } },
+	{ "{'targets': [{'name': 'a', 'url': 'postgres://h', 'tls': 'verify-ca'}]}", 1, NULL,
+	  { SRC "targets[0].tls: 'verify-ca' is not a tls mode; expected \"disable\", "
+	  "\"prefer\", \"require\" or \"verify-full\"" } },
+	{ "{'targets': [{'name': 'a', 'url': 'postgres://h', 'tls': 'PREFER'}]}", 1, NULL,
+	  { "targets[0].tls: 'PREFER' is not a tls mode" } },
+	{ "{'targets': [{'name': 'a', 'url': 'postgres://h', 'tls': ''}]}", 1, NULL,
+	  { "targets[0].tls: '' is not a tls mode" } },
+	{ "{'targets': [{'name': 'a', 'url': 'postgres://h', 'tls': true}]}", 1, NULL,
+	  { "targets[0].tls: expected a string, got true" } },
+	{ "{'targets': [{'name': 'a', 'url': 'postgres://h', 'tls': 'a\\u0007'}]}", 1, NULL,
+	  { "targets[0].tls: control character at byte 1" } },
+	{ "{'targets': [{'name': 'a', 'url': 'redis://h', 'tls': 'require'}]}", 1, NULL,
+	  { "targets[0].tls: applies to postgres:// targets only, not to redis://" } },
+	{ "{'targets': [{'name': 'a', 'url': 'rediss://h', 'tls': 'disable'}]}", 1, NULL,
+	  { "targets[0].tls: applies to postgres:// targets only, not to rediss://" } },
+	/* redis: username */
+	{ "{'targets': [{'name': 'a', 'url': 'redis://h', 'username': 1}]}", 1, NULL,
+	  { "targets[0].username: expected a string, got an integer" } },
+	{ "{'targets': [{'name': 'a', 'url': 'redis://h', 'username': '" L100 L10 L10 L10
+	  "'}]}", 1, NULL, { "targets[0].username: 130 bytes, longer than 128" } },
+	{ "{'targets': [{'name': 'a', 'url': 'postgres://h', 'username': 'probe'}]}", 1, NULL,
+	  { "targets[0].username: applies to redis://, rediss:// targets only, not to postgres://" } },
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1', 'user': 'u', 'username': 'u', "
+	  "'tls': 'disable'}]}", 3, NULL, { "targets[0].user: applies", "targets[0].username: "
+	  "applies", "targets[0].tls: applies" } },
 	/* listeners */
 	{ "{'listeners': {}}", 1, NULL, { "listeners: expected an array, got an object" } },
 	{ "{'listeners': [5432]}", 1, NULL, { "listeners[0]: expected an object, got an integer" } },
@@ -490,11 +546,71 @@ static void check_design_beacons_collector(const struct vp_config *cfg)
 	ck_assert_uint_eq(cfg->collector.spool_max_mb, 64);
 }
 
+/* Example configs name password files under /etc/vpcprobe/, which the
+ * loader reads. A scratch directory stands in: every "/etc/vpcprobe/X.pw"
+ * in 'text' is made as DIR/X.pw holding "pw-X.pw" and a newline, and the
+ * returned copy names that instead. */
+#define SECRETS_MAX 8
+
+struct secrets {
+	char dir[32];
+	char files[SECRETS_MAX][PATH_MAX];
+	int n;
+};
+
+static char *relocate_secrets(const char *text, struct secrets *sec)
+{
+	static const char prefix[] = "/etc/vpcprobe/";
+	size_t cap = strlen(text) * 2 + 4096;
+	char *out = malloc(cap);
+	size_t used = 0;
+	const char *p = text;
+	const char *hit;
+
+	snprintf(sec->dir, sizeof(sec->dir), "/tmp/vp-test-secrets-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(sec->dir));
+	ck_assert_ptr_nonnull(out);
+	while ((hit = strstr(p, prefix)) != NULL) {
+		const char *name = hit + sizeof(prefix) - 1;
+		size_t len = strcspn(name, "'\"");
+		FILE *f;
+
+		if (len < 3 || strncmp(name + len - 3, ".pw", 3) != 0) {
+			used += (size_t)snprintf(out + used, cap - used, "%.*s", (int)(name - p), p);
+			p = name;
+			continue;
+		}
+		ck_assert_int_lt(sec->n, SECRETS_MAX);
+		char file[PATH_MAX];
+
+		snprintf(file, sizeof(file), "%s/%.*s", sec->dir, (int)len, name);
+		memcpy(sec->files[sec->n], file, sizeof(file));
+		f = fopen(sec->files[sec->n], "w");
+		ck_assert_ptr_nonnull(f);
+		fprintf(f, "pw-%.*s\n", (int)len, name);
+		ck_assert_int_eq(fclose(f), 0);
+		used += (size_t)snprintf(out + used, cap - used, "%.*s%s", (int)(hit - p), p,
+		                         sec->files[sec->n++]);
+		p = name + len;
+	}
+	snprintf(out + used, cap - used, "%s", p);
+	return out;
+}
+
+static void remove_secrets(const struct secrets *sec)
+{
+	for (int i = 0; i < sec->n; i++)
+		ck_assert_int_eq(unlink(sec->files[i]), 0);
+	ck_assert_int_eq(rmdir(sec->dir), 0);
+}
+
 START_TEST(test_design_example)
 {
 	struct vp_config *cfg = NULL;
+	struct secrets sec = { .n = 0 };
 	char err[4096] = "";
-	char *json = json_of(design_example);
+	char *quoted = json_of(design_example);
+	char *json = relocate_secrets(quoted, &sec);
 
 	ck_assert_msg(vp_config_load_string(json, "design.json", &cfg, err, sizeof(err)) == 0,
 	              "%s", err);
@@ -514,13 +630,20 @@ START_TEST(test_design_example)
 	ck_assert_str_eq(cfg->targets[2].url_text, "http://api-vm.internal:8080/healthz");
 	ck_assert_uint_eq(cfg->targets[2].timeout_ms, 2000);
 	ck_assert_ptr_null(cfg->targets[0].password_file);
-	ck_assert_str_eq(cfg->targets[1].password_file, "/etc/vpcprobe/redis.pw");
+	ck_assert_str_eq(cfg->targets[1].password_file, sec.files[0]);
+	ck_assert_str_eq(cfg->targets[1].password, "pw-redis.pw");
+	ck_assert_uint_eq(cfg->targets[1].password_len, 11);
+	ck_assert_ptr_null(cfg->targets[0].password);
+	ck_assert_int_eq(cfg->targets[0].tls, VP_TLS_PREFER);
+	ck_assert_ptr_null(cfg->targets[0].user);
 	ck_assert_uint_eq(cfg->n_listeners, 2);
 	ck_assert_uint_eq(cfg->listeners[0].port, 8080);
 	ck_assert_uint_eq(cfg->listeners[1].port, 5432);
 	check_design_beacons_collector(cfg);
 	vp_config_free(cfg);
+	remove_secrets(&sec);
 	free(json);
+	free(quoted);
 }
 END_TEST
 
@@ -552,25 +675,198 @@ static bool find_example(char *out, size_t outlen)
 	return access(out, R_OK) == 0;
 }
 
+static char *read_text(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = calloc(1, VP_CONFIG_MAX_BYTES + 1);
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(buf);
+	(void)fread(buf, 1, VP_CONFIG_MAX_BYTES, f); /* a short read shows as a load error */
+	fclose(f);
+	return buf;
+}
+
+/* The example loads once its password files exist; until then each one is
+ * an error that names the file, since the loader reads them. */
 START_TEST(test_example_file)
 {
 	struct vp_config *cfg = NULL;
+	struct secrets sec = { .n = 0 };
 	char path[PATH_MAX];
+	char copy[PATH_MAX + 64];
 	char err[4096] = "";
+	char *text, *json;
+	FILE *f;
 	int r;
 
 	ck_assert_msg(find_example(path, sizeof(path)), "cannot find config/example.json "
 	              "(tried %s); set SOURCE_ROOT", path);
-	r = vp_config_load_file(path, &cfg, err, sizeof(err));
+	if (access("/etc/vpcprobe", F_OK) != 0) {
+		r = vp_config_load_file(path, &cfg, err, sizeof(err));
+		ck_assert_int_eq(r, -EINVAL);
+		ck_assert_msg(strstr(err, ".password_file: cannot read '/etc/vpcprobe/") != NULL, "%s",
+		              err);
+	}
+	text = read_text(path);
+	json = relocate_secrets(text, &sec);
+	snprintf(copy, sizeof(copy), "%s/example.json", sec.dir);
+	f = fopen(copy, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fputs(json, f) >= 0, 1);
+	ck_assert_int_eq(fclose(f), 0);
+	r = vp_config_load_file(copy, &cfg, err, sizeof(err));
 	ck_assert_msg(r == 0, "%s", err);
-	ck_assert_str_eq(cfg->source, path);
+	ck_assert_str_eq(cfg->source, copy);
 	ck_assert_uint_ge(cfg->n_targets, 6);
 	ck_assert_uint_ge(cfg->n_listeners, 1);
 	ck_assert_uint_ge(cfg->n_beacons, 1);
 	ck_assert_ptr_nonnull(cfg->collector.url);
-	for (size_t i = 0; i < cfg->n_targets; i++)
+	ck_assert_int_ge(sec.n, 2);
+	for (size_t i = 0; i < cfg->n_targets; i++) {
 		ck_assert_uint_le(cfg->targets[i].timeout_ms, cfg->targets[i].interval_s * 1000);
+		ck_assert((cfg->targets[i].password != NULL) == (cfg->targets[i].password_file != NULL));
+		if (cfg->targets[i].password != NULL)
+			ck_assert_int_eq(strncmp(cfg->targets[i].password, "pw-", 3), 0);
+	}
 	vp_config_free(cfg);
+	ck_assert_int_eq(unlink(copy), 0);
+	remove_secrets(&sec);
+	free(json);
+	free(text);
+}
+END_TEST
+
+/* A password file's content: what the target gets, or what the loader says.
+ * The content itself never appears in a message. */
+struct password_case {
+	const char *content;
+	size_t len;               /* 0: strlen */
+	size_t repeat;            /* > 0: 'content' is one byte, repeated */
+	const char *password;     /* NULL: must fail */
+	size_t password_len;
+	const char *error;        /* after "targets[0].password_file: " */
+};
+
+static const struct password_case password_cases[] = {
+	{ "Zq9-secret\n", 0, 0, "Zq9-secret", 10, NULL },
+	{ "Zq9-secret", 0, 0, "Zq9-secret", 10, NULL },
+	{ "Zq9-secret\r\n", 0, 0, "Zq9-secret", 10, NULL },
+	{ "Zq9-secret\n\n", 0, 0, "Zq9-secret\n", 11, NULL },        /* one newline only */
+	{ " Zq9 spaced\t\n", 0, 0, " Zq9 spaced\t", 12, NULL },
+	{ "Zq9\xff\xfe\x01\n", 0, 0, "Zq9\xff\xfe\x01", 6, NULL }, /* bytes, not text */
+	{ "x", 0, VP_PASSWORD_MAX, "", VP_PASSWORD_MAX, NULL },
+	{ "\n", 0, 0, NULL, 0, "is empty; it must hold the password" },
+	{ "\r\n", 0, 0, NULL, 0, "is empty" },
+	{ "", 0, 0, NULL, 0, "is empty" },
+	{ "Zq9\0Zq9\n", 8, 0, NULL, 0, "holds a NUL byte, which no password can" },
+	{ "x", 0, VP_PASSWORD_MAX + 1, NULL, 0, "is more than 1024 bytes, the limit for a password" },
+	{ "x", 0, 100000, NULL, 0, "is more than 1024 bytes" },
+};
+
+START_TEST(test_password_file)
+{
+	const struct password_case *c = &password_cases[_i];
+	char dir[] = "/tmp/vp-test-pw-XXXXXX";
+	char file[PATH_MAX];
+	char json[PATH_MAX + 128];
+	char err[4096] = "";
+	struct vp_config *cfg = NULL;
+	FILE *f;
+	int r;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(file, sizeof(file), "%s/p.pw", dir);
+	f = fopen(file, "w");
+	ck_assert_ptr_nonnull(f);
+	if (c->repeat > 0)
+		for (size_t i = 0; i < c->repeat; i++)
+			fputc(c->content[0], f);
+	else
+		fwrite(c->content, 1, c->len ? c->len : strlen(c->content), f);
+	ck_assert_int_eq(fclose(f), 0);
+	snprintf(json, sizeof(json), "{\"targets\": [{\"name\": \"a\", \"url\": \"postgres://h\", "
+	         "\"password_file\": \"%s\"}]}", file);
+	r = vp_config_load_string(json, "t.json", &cfg, err, sizeof(err));
+	if (c->error == NULL) {
+		ck_assert_msg(r == 0, "row %d: %s", _i, err);
+		ck_assert_uint_eq(cfg->targets[0].password_len, c->password_len);
+		if (c->repeat == 0)
+			ck_assert_mem_eq(cfg->targets[0].password, c->password, c->password_len);
+		ck_assert_int_eq(cfg->targets[0].password[c->password_len], '\0');
+	} else {
+		ck_assert_int_eq(r, -EINVAL);
+		ck_assert_msg(strstr(err, c->error) != NULL, "row %d: '%s'", _i, err);
+		ck_assert_msg(strstr(err, file) != NULL, "row %d: '%s' does not name the file", _i, err);
+		ck_assert_msg(strstr(err, "Zq9") == NULL, "row %d: '%s' shows the content", _i, err);
+	}
+	vp_config_free(cfg);
+	ck_assert_int_eq(unlink(file), 0);
+	ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
+/* Unreadable: the message names the file and the errno's text. */
+START_TEST(test_password_unreadable)
+{
+	char dir[] = "/tmp/vp-test-pw-XXXXXX";
+	char file[PATH_MAX];
+	char json[PATH_MAX + 128];
+	char err[4096] = "";
+	char expect[PATH_MAX + 64];
+	struct vp_config *cfg = NULL;
+	FILE *f;
+
+	if (geteuid() == 0)
+		return; /* root reads anything */
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(file, sizeof(file), "%s/p.pw", dir);
+	f = fopen(file, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("Zq9-secret\n", f);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(chmod(file, 0), 0);
+	snprintf(json, sizeof(json), "{\"targets\": [{\"name\": \"a\", \"url\": \"redis://h\", "
+	         "\"password_file\": \"%s\"}]}", file);
+	ck_assert_int_eq(vp_config_load_string(json, "t.json", &cfg, err, sizeof(err)), -EINVAL);
+	snprintf(expect, sizeof(expect), "targets[0].password_file: cannot read '%s': Permission "
+	         "denied", file);
+	ck_assert_msg(strstr(err, expect) != NULL, "'%s'", err);
+	ck_assert_int_eq(unlink(file), 0);
+	ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
+/* The new target keys land in the target. */
+START_TEST(test_target_keys)
+{
+	static const char text[] =
+		"{'targets': ["
+		" {'name': 'pg', 'url': 'postgres://h', 'user': 'probe', 'database': 'orders',"
+		"  'tls': 'verify-full'},"
+		" {'name': 'pg2', 'url': 'postgres://h', 'tls': 'disable'},"
+		" {'name': 'pg3', 'url': 'postgres://h'},"
+		" {'name': 'r', 'url': 'redis://h', 'username': 'default'},"
+		" {'name': 'rs', 'url': 'rediss://h', 'username': 'u'}]}";
+	struct vp_config *cfg = NULL;
+	char err[4096] = "";
+	char *json = json_of(text);
+
+	ck_assert_msg(vp_config_load_string(json, "t.json", &cfg, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_str_eq(cfg->targets[0].user, "probe");
+	ck_assert_str_eq(cfg->targets[0].database, "orders");
+	ck_assert_int_eq(cfg->targets[0].tls, VP_TLS_VERIFY_FULL);
+	ck_assert_int_eq(cfg->targets[1].tls, VP_TLS_DISABLE);
+	ck_assert_int_eq(cfg->targets[2].tls, VP_TLS_PREFER);
+	ck_assert_ptr_null(cfg->targets[2].user);
+	ck_assert_ptr_null(cfg->targets[2].database);
+	ck_assert_str_eq(cfg->targets[3].username, "default");
+	ck_assert_str_eq(cfg->targets[4].username, "u");
+	ck_assert_ptr_null(cfg->targets[3].password);
+	ck_assert_str_eq(vp_tls_mode_name(VP_TLS_REQUIRE), "require");
+	ck_assert_str_eq(vp_tls_mode_name(VP_TLS_MAX), "invalid");
+	vp_config_free(cfg);
+	free(json);
 }
 END_TEST
 
@@ -731,6 +1027,9 @@ static Suite *config_suite(void)
 	tcase_add_test(loads, test_embedded_default);
 	tcase_add_test(loads, test_design_example);
 	tcase_add_test(loads, test_example_file);
+	tcase_add_loop_test(loads, test_password_file, 0, N_ELEMS(password_cases));
+	tcase_add_test(loads, test_password_unreadable);
+	tcase_add_test(loads, test_target_keys);
 	tcase_add_test(loads, test_api_edges);
 	suite_add_tcase(s, errors);
 	suite_add_tcase(s, loads);

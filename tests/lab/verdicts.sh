@@ -115,7 +115,9 @@ LOCAL_PIDS=()
 start_local() {
     local fifo=$WORK/ready.$1 line=
     mkfifo "$fifo" || return 1
-    lab_client python3 "$TESTS_DIR/lab/listener.py" "$1" "$2" >"$fifo" &
+    # Not through the lab_client function: '&' would fork a subshell, and $!
+    # would be its PID, not the listener's. ip netns exec execs in place.
+    ip netns exec "$LAB_CLIENT_NS" python3 "$TESTS_DIR/lab/listener.py" "$1" "$2" >"$fifo" &
     LOCAL_PIDS+=($!)
     read -r -t 15 line <"$fifo"
     [[ $line == "ready $1" ]]

@@ -35,7 +35,12 @@ struct vp_engine {
 	struct vp_probe_req *head;     /* the queue; requests are borrowed */
 	struct vp_probe_req *tail;
 	size_t queued;
+	uv_check_t checker;            /* each turn: close finished probes, renew the budget */
+	uv_idle_t starter;             /* active while the queue waits for the next turn */
+	struct vp_tcp_probe *to_close; /* finished probes, closed from 'checker' */
+	uint32_t started_this_turn;
 	bool closing;
+	int closing_handles;           /* checker and starter, while closing */
 	void (*closed)(void *arg);       /* called with 'arg' */
 };
 
@@ -50,6 +55,54 @@ static uint32_t fd_budget(uint32_t wanted)
 	if (rl.rlim_cur - VP_FD_RESERVE < wanted)
 		return (uint32_t)(rl.rlim_cur - VP_FD_RESERVE);
 	return wanted;
+}
+
+static void pump(struct vp_engine *e);
+
+/* Closes the probes that finished since the last call. */
+static void close_finished(struct vp_engine *e)
+{
+	while (e->to_close) {
+		struct vp_tcp_probe *p = e->to_close;
+
+		e->to_close = p->next_close;
+		vp_tcp_probe_close(p);
+	}
+	uv_unref((uv_handle_t *)&e->checker);
+}
+
+static void on_check(uv_check_t *h)
+{
+	struct vp_engine *e = h->data;
+
+	e->started_this_turn = 0;
+	close_finished(e);
+}
+
+static void on_starter(uv_idle_t *h);
+
+static void close_later(struct vp_tcp_probe *p)
+{
+	struct slot *s = p->data;
+	struct vp_engine *e = s->engine;
+
+	p->next_close = e->to_close;
+	e->to_close = p;
+	uv_ref((uv_handle_t *)&e->checker);
+	/* A probe can finish outside the poll phase (a failed socket() from a
+	 * close callback); the idle handle keeps the next poll from blocking
+	 * before the checker has closed it. */
+	uv_idle_start(&e->starter, on_starter);
+}
+
+/* Runs at the start of a turn while probes wait to be closed or started. */
+static void on_starter(uv_idle_t *h)
+{
+	struct vp_engine *e = h->data;
+
+	close_finished(e);
+	uv_idle_stop(h);
+	pump(e);   /* restarts the idle handle when the budget runs out again */
 }
 
 struct vp_engine *vp_engine_new(uv_loop_t *loop, uint32_t max_in_flight,
@@ -68,6 +121,14 @@ struct vp_engine *vp_engine_new(uv_loop_t *loop, uint32_t max_in_flight,
 		free(e);
 		return NULL;
 	}
+	uv_check_init(loop, &e->checker);
+	uv_idle_init(loop, &e->starter);
+	e->checker.data = e;
+	e->starter.data = e;
+	/* The checker runs every turn without keeping the loop alive; it is
+	 * referenced only while probes wait in 'to_close'. */
+	uv_check_start(&e->checker, on_check);
+	uv_unref((uv_handle_t *)&e->checker);
 	return e;
 }
 
@@ -112,7 +173,7 @@ static void fill_result(const struct slot *s, struct vp_probe_result *res)
 	clock_gettime(CLOCK_REALTIME, &res->wall);
 }
 
-static void pump(struct vp_engine *e);
+static void maybe_closed(struct vp_engine *e);
 
 static void on_probe_done(struct vp_tcp_probe *p)
 {
@@ -126,8 +187,7 @@ static void on_probe_done(struct vp_tcp_probe *p)
 	slot_put(e, s);
 	e->in_flight--;
 	if (e->closing) {
-		if (e->in_flight == 0 && e->closed)
-			e->closed(e->arg);
+		maybe_closed(e);
 		return;
 	}
 	e->cb(req, &res, e->arg);
@@ -157,6 +217,7 @@ static void start(struct vp_engine *e, struct slot *s, struct vp_probe_req *req)
 	s->probe.obs.timeout_ms = req->timeout_ms;
 	s->probe.proto = req->proto ? req->proto : vp_proto_for(req->kind);
 	s->probe.target = req->target;
+	s->probe.close_later = close_later;
 	e->in_flight++;
 	vp_tcp_probe_start(e->loop, &s->probe, sa, req->timeout_ms, on_probe_done);
 }
@@ -164,11 +225,17 @@ static void start(struct vp_engine *e, struct slot *s, struct vp_probe_req *req)
 static void pump(struct vp_engine *e)
 {
 	while (!e->closing && e->head) {
-		struct slot *s = slot_get(e);
+		struct slot *s;
 		struct vp_probe_req *req;
 
+		if (e->started_this_turn >= VP_START_BATCH) {
+			uv_idle_start(&e->starter, on_starter);
+			return;
+		}
+		s = slot_get(e);
 		if (!s)
 			return;
+		e->started_this_turn++;
 		req = e->head;
 		e->head = req->next;
 		if (!e->head)
@@ -206,20 +273,38 @@ size_t vp_engine_queued(const struct vp_engine *e)
 	return e->queued;
 }
 
+static void maybe_closed(struct vp_engine *e)
+{
+	if (e->in_flight == 0 && e->closing_handles == 0 && e->closed) {
+		void (*closed)(void *arg) = e->closed;
+
+		e->closed = NULL;
+		closed(e->arg);
+	}
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct vp_engine *e = h->data;
+
+	e->closing_handles--;
+	maybe_closed(e);
+}
+
 void vp_engine_close(struct vp_engine *e, void (*closed)(void *arg))
 {
 	e->closing = true;
 	e->closed = closed;
 	e->head = e->tail = NULL;
 	e->queued = 0;
-	if (e->in_flight == 0) {
-		if (closed)
-			closed(e->arg);
-		return;
-	}
 	for (uint32_t i = 0; i < e->used; i++)
 		if (e->slots[i].req)
 			vp_tcp_probe_cancel(&e->slots[i].probe);
+	/* Probes that finished but wait for the checker close now. */
+	close_finished(e);
+	e->closing_handles = 2;
+	uv_close((uv_handle_t *)&e->checker, on_handle_closed);
+	uv_close((uv_handle_t *)&e->starter, on_handle_closed);
 }
 
 struct vp_engine *vp_engine_free(struct vp_engine *e)

@@ -60,8 +60,9 @@ size_t vp_engine_in_flight(const struct vp_engine *e);
 size_t vp_engine_queued(const struct vp_engine *e);
 
 /* Stops every probe in flight and drops the queue without result callbacks;
- * the handles close on later loop turns. 'closed' runs with the engine's
- * 'arg' once the last one has (at once when nothing is in flight). */
+ * the handles close on later loop turns. 'closed' (may be NULL) runs with
+ * the engine's 'arg' once the last one has. Every engine must be closed
+ * before vp_engine_free(). */
 void vp_engine_close(struct vp_engine *e, void (*closed)(void *arg));
 
 /* Frees an engine with nothing in flight. Accepts NULL; returns NULL. */

@@ -29,6 +29,11 @@
 #define VP_IN_FLIGHT_DEFAULT    16384
 #define VP_IN_FLIGHT_MAX        1000000
 #define VP_FD_RESERVE           64
+/* Probes started in one loop turn. libuv registers new sockets with epoll
+ * only when it next polls, after it has computed how long to sleep: a turn
+ * that starts 10,000 connects would make every timer of that turn late by
+ * the time their registration takes. */
+#define VP_START_BATCH          256
 
 /* Protocol replies are read with a hard bound. */
 #define VP_REPLY_MAX            (64 * 1024)
@@ -68,6 +73,37 @@
 #define VP_DNS_SERVER_MAX       64      /* one "[v6]:PORT" server string, bytes */
 #define VP_DNS_NOMEM_QUEUE      64      /* callbacks owed after a failed allocation */
 
+/* Collector delivery (agent/spool.c, agent/reporter.c, agent/metadata.c,
+ * issue 5). The spool is bounded by collector.spool_max_mb; a segment is an
+ * eighth of that, between the two bounds below, so that dropping the oldest
+ * segment frees room without throwing away most of the spool. */
+#define VP_SPOOL_RECORD_MAX     (16 * 1024)  /* one record's JSON; a record is < 2 KiB */
+#define VP_SPOOL_SEGMENT_MIN    (64 * 1024)
+#define VP_SPOOL_SEGMENT_MAX    (4 * 1024 * 1024)
+#define VP_SPOOL_SEGMENTS_PER   8       /* segments per spool_max_mb */
+#define VP_SPOOL_SEGMENTS_MAX   32768   /* segment files tracked; 64 GiB / 4 MiB is 16384 */
+#define VP_SPOOL_SYNC_MS        500     /* fdatasync period: a result is on disk within 1 s */
+#define VP_SPOOL_RETIRED_MAX    16      /* closed segments waiting for their last fdatasync */
+#define VP_SPOOL_STATE_MAX      256     /* the ack cursor file, bytes */
+#define VP_REPORT_BATCH_DEFAULT 500     /* results per batch (collector.batch_max) */
+#define VP_REPORT_BATCH_MAX     10000
+#define VP_REPORT_BATCH_BYTES   (1024 * 1024) /* records read from the spool into one batch */
+#define VP_REPORT_FLUSH_MS      1000    /* a batch leaves at least this often */
+#define VP_REPORT_TIMEOUT_MS_DEFAULT 10000 /* one POST, connect included (collector.timeout_ms) */
+#define VP_REPORT_TIMEOUT_MS_MIN 100
+#define VP_REPORT_TIMEOUT_MS_MAX 600000
+#define VP_REPORT_CONNECT_MS    5000    /* the connect phase, when the timeout is longer */
+#define VP_REPORT_BACKOFF_MIN_MS 1000   /* the first retry; doubles per failure */
+#define VP_REPORT_BACKOFF_MAX_MS 60000
+#define VP_REPORT_RETRY_AFTER_MAX_S 600 /* a longer Retry-After is cut to this */
+#define VP_REPORT_ANSWER_MAX    512     /* response body bytes read; the rest is not */
+#define VP_REPORT_STOP_MS       2000    /* SIGTERM: a last batch gets this long */
+#define VP_TOKEN_MAX            4096    /* collector.token_file's content, bytes */
+#define VP_METADATA_VALUE_MAX   256     /* one metadata answer, bytes */
+#define VP_METADATA_TIMEOUT_MS  2000    /* one metadata request */
+#define VP_METADATA_DEADLINE_MS 10000   /* all of them, retries included; then report without */
+#define VP_METADATA_RETRY_MS    500     /* after a 503 or a failed connect */
+
 /* Listener table (probes/listeners.c, issue 3). */
 #define VP_LISTEN_SOCKETS_MAX   65536   /* listening sockets kept; more are dropped and flagged */
 #define VP_LISTEN_PORTS_MAX     1024    /* ports asked on one command line */
@@ -77,5 +113,29 @@
 #define VP_LISTEN_NL_TIMEOUT_MS 5000    /* a sock_diag dump that stalls this long fails */
 #define VP_LISTEN_SCAN_LINKS_MAX 262144 /* /proc/PID/fd links read to find owners */
 #define VP_LISTEN_COMM_MAX      64      /* a process name (the kernel's comm is 16) */
+
+/* Status endpoints (agent/status*.c, issue 6). A flood of idle or slow
+ * clients must not starve the page nor the probes: connections are capped
+ * in all and per address, idle ones are closed, each has a fixed memory
+ * pool for its request, and every answer is built in a bounded buffer.
+ * Each connection holds a descriptor the probes then lack; the cap stays
+ * far below the LimitNOFILE the unit gives for the probes in flight. */
+#define VP_STATUS_CONN_MAX      1024    /* connections at once, all clients */
+#define VP_STATUS_CONN_PER_IP   64      /* connections at once from one address */
+#define VP_STATUS_IDLE_S        15      /* an idle connection is closed after this */
+#define VP_STATUS_CONN_MEMORY   (32 * 1024) /* per connection: request line and headers */
+#define VP_STATUS_BODY_MAX      (16 * 1024 * 1024) /* one answer; the page then omits rows */
+#define VP_STATUS_METRICS_MAX   (64 * 1024 * 1024) /* /metrics: ~35,000 targets; past it, 500 */
+#define VP_STATUS_INFLIGHT_MAX  (64 * 1024 * 1024) /* answers queued to slow readers; then 503 */
+#define VP_STATUS_ROW_RESERVE   (64 * 1024) /* room kept for the page's end */
+#define VP_STATUS_TOKEN_MAX     1024    /* status_token_file's content, bytes */
+#define VP_STATUS_AUTH_MAX      4096    /* an Authorization header longer than this is refused */
+#define VP_STATUS_STALL_MS      5000    /* /healthz: 503 once the loop stalled this long */
+#define VP_STATUS_HEARTBEAT_MS  1000
+#define VP_STATUS_REFRESH_S     10      /* the page refreshes itself this often */
+#define VP_STATUS_LISTEN_CACHE_MS 2000  /* /api/v1/listeners reads the table at most this often */
+#define VP_STATUS_STEPS_MAX     3       /* next-step commands shown per target */
+#define VP_STATUS_STEP_MAX      1024    /* one command, bytes: a host name is up to 255 */
+#define VP_SPARK_BUCKETS        60      /* sparkline: one bucket per minute of the last hour */
 
 #endif

@@ -311,7 +311,8 @@ int main(int argc, char **argv)
 	}
 	report(&b);
 
-	vp_engine_close(b.engine, NULL); /* nothing in flight: returns at once */
+	vp_engine_close(b.engine, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);  /* the engine's own handles close */
 	b.engine = vp_engine_free(b.engine);
 	r = uv_loop_close(&loop);
 	if (r != 0)

@@ -22,6 +22,8 @@ static void on_close(uv_handle_t *h)
 {
 	struct vp_tcp_probe *p = h->data;
 
+	struct vp_verdict_out *v;
+
 	if (--p->pending_close > 0)
 		return;
 	if (p->proto && p->proto->done)
@@ -29,7 +31,10 @@ static void on_close(uv_handle_t *h)
 	free(p->rbuf);
 	p->rbuf = NULL;
 	p->rlen = p->rcap = 0;
+	/* 'done' reads the verdict and may start the next probe in 'p'. */
+	v = p->proto_out;
 	p->done(p);
+	free(v);
 }
 
 /* Reads the ICMP error that the kernel queued for this socket, if any
@@ -80,10 +85,8 @@ static void read_icmp_error(struct vp_tcp_probe *p)
 }
 
 /* Closes both handles; 'done' runs from the last close callback. */
-static void finish(struct vp_tcp_probe *p)
+void vp_tcp_probe_close(struct vp_tcp_probe *p)
 {
-	p->end_ns = uv_hrtime();
-	uv_timer_stop(&p->timer);
 	p->pending_close++;
 	uv_close((uv_handle_t *)&p->timer, on_close);
 	if (p->tcp_open) {
@@ -92,6 +95,18 @@ static void finish(struct vp_tcp_probe *p)
 		p->pending_close++;
 		uv_close((uv_handle_t *)&p->tcp, on_close);
 	}
+}
+
+/* The outcome is known: stop the clock, and close now or let the owner
+ * close from a better place (see vp_tcp_probe.close_later). */
+static void finish(struct vp_tcp_probe *p)
+{
+	p->end_ns = uv_hrtime();
+	uv_timer_stop(&p->timer);
+	if (p->close_later)
+		p->close_later(p);
+	else
+		vp_tcp_probe_close(p);
 }
 
 /* The outcome of the connect itself. */
@@ -113,12 +128,22 @@ void vp_tcp_decide(struct vp_tcp_probe *p, const struct vp_verdict_out *v)
 	if (p->decided)
 		return;
 	p->decided = true;
+	/* Allocated only here: a plain connect probe never carries a verdict
+	 * buffer, which keeps 16,000 probes in flight small. */
+	p->proto_out = malloc(sizeof(*p->proto_out));
+	if (!p->proto_out) {
+		p->obs.event = VP_CONNECT_SETUP_FAILED;
+		p->obs.err = ENOMEM;
+		p->obs.op = "malloc";
+		finish(p);
+		return;
+	}
 	p->proto_decided = true;
-	p->proto_out = *v;
+	*p->proto_out = *v;
 	/* Every failure carries a hint; a protocol that has no better one gets
 	 * this. */
 	if (v->verdict != VP_VERDICT_OK && !v->hint[0])
-		snprintf(p->proto_out.hint, sizeof(p->proto_out.hint),
+		snprintf(p->proto_out->hint, sizeof(p->proto_out->hint),
 		         "The %s service answered, but not as expected: check that the port belongs to "
 		         "the service you expect, and its logs.", p->proto->name);
 	finish(p);
@@ -310,6 +335,7 @@ void vp_tcp_probe_start(uv_loop_t *loop, struct vp_tcp_probe *p, const struct so
 	p->rbuf = NULL;
 	p->rlen = p->rcap = p->rtotal = 0;
 	p->proto_decided = false;
+	p->proto_out = NULL;
 	p->obs.icmp_family = 0;
 	p->obs.icmp_from[0] = '\0';
 
@@ -352,7 +378,7 @@ void vp_tcp_probe_cancel(struct vp_tcp_probe *p)
 void vp_tcp_probe_verdict(const struct vp_tcp_probe *p, struct vp_verdict_out *out)
 {
 	if (p->proto_decided)
-		*out = p->proto_out;
+		*out = *p->proto_out;
 	else
 		vp_classify_connect(&p->obs, out);
 }

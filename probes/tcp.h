@@ -36,9 +36,15 @@ struct vp_tcp_probe {
 	size_t rcap;               /* grows to VP_REPLY_MAX at most */
 	size_t rtotal;             /* bytes read in all */
 	bool proto_decided;        /* 'proto_out' holds the verdict */
-	struct vp_verdict_out proto_out;
+	struct vp_verdict_out *proto_out; /* owned, allocated when the protocol decides */
 
 	vp_tcp_done_cb done;       /* runs after the last close callback */
+	/* When set, called instead of closing at once: the owner calls
+	 * vp_tcp_probe_close() later, e.g. from a uv_check handle. Closing a
+	 * handle inside an I/O callback makes libuv scan the whole batch of
+	 * epoll events for its descriptor (uv__platform_invalidate_fd). */
+	void (*close_later)(struct vp_tcp_probe *p);
+	struct vp_tcp_probe *next_close; /* the owner's list of probes to close */
 	void *data;                /* the owner's */
 };
 
@@ -49,6 +55,9 @@ struct vp_tcp_probe {
  * until then. obs.kind/address/port/timeout_ms are filled by the caller. */
 void vp_tcp_probe_start(uv_loop_t *loop, struct vp_tcp_probe *p, const struct sockaddr *sa,
                         uint32_t timeout_ms, vp_tcp_done_cb done);
+
+/* Closes a finished probe's handles (see close_later). */
+void vp_tcp_probe_close(struct vp_tcp_probe *p);
 
 /* Ends the probe early (as a deadline); 'done' still runs. */
 void vp_tcp_probe_cancel(struct vp_tcp_probe *p);

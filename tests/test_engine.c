@@ -47,6 +47,10 @@ static void ctx_init(struct ctx *c, uint32_t max_in_flight)
 
 static void ctx_done(struct ctx *c)
 {
+	if (!c->closed) {
+		vp_engine_close(c->engine, NULL);
+		ck_assert_int_eq(uv_run(&c->loop, UV_RUN_DEFAULT), 0);
+	}
 	vp_engine_free(c->engine);
 	ck_assert_int_eq(uv_loop_close(&c->loop), 0);
 }

@@ -719,6 +719,7 @@ START_TEST(test_probe)
 	if (f.has_client)
 		uv_close((uv_handle_t *)&f.client, NULL);
 	uv_close((uv_handle_t *)&f.listener, NULL);
+	vp_engine_close(e, NULL);
 	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
 	vp_engine_free(e);
 	ck_assert_int_eq(uv_loop_close(&loop), 0);

@@ -438,6 +438,7 @@ START_TEST(test_probe)
 		ck_assert_str_eq(f.commands, row->commands);
 	close_client(&f);
 	uv_close((uv_handle_t *)&f.listener, NULL);
+	vp_engine_close(e, NULL);
 	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
 	vp_engine_free(e);
 	ck_assert_int_eq(uv_loop_close(&loop), 0);

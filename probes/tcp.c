@@ -285,6 +285,16 @@ static void on_connect(uv_connect_t *req, int status)
 	}
 }
 
+/* Milliseconds of loop time from now until the first loop millisecond at
+ * or after 'deadline_ns'. */
+static uint64_t deadline_delay_ms(uv_loop_t *loop, uint64_t deadline_ns)
+{
+	uint64_t due_ms = (deadline_ns + NS_PER_MS - 1) / NS_PER_MS;
+	uint64_t now_ms = uv_now(loop);
+
+	return due_ms > now_ms ? due_ms - now_ms : 0;
+}
+
 static void on_deadline(uv_timer_t *t)
 {
 	struct vp_tcp_probe *p = t->data;
@@ -295,7 +305,9 @@ static void on_deadline(uv_timer_t *t)
 	 * timer it fires may still be early. A verdict before its deadline is
 	 * wrong, so wait out the rest. */
 	if (now < p->deadline_ns) {
-		uv_timer_start(t, on_deadline, (p->deadline_ns - now + NS_PER_MS - 1) / NS_PER_MS, 0);
+		uint64_t rest = (p->deadline_ns - now + NS_PER_MS - 1) / NS_PER_MS;
+
+		uv_timer_start(t, on_deadline, rest, 0);
 		return;
 	}
 	if (p->connected_ns)
@@ -342,13 +354,15 @@ void vp_tcp_probe_start(uv_loop_t *loop, struct vp_tcp_probe *p, const struct so
 	uv_timer_init(loop, &p->timer); /* cannot fail */
 	p->timer.data = p;
 	/* The loop's cached time may be stale by everything this turn has done
-	 * so far (thousands of connects at start); refresh it so the timer
-	 * counts from now. The +1 covers the loop clock's millisecond
-	 * truncation; on_deadline() checks the rest against uv_hrtime(). */
+	 * so far; refresh it, then aim the timer at the first loop millisecond
+	 * at or after the deadline. When the loop clock is uv_hrtime()'s
+	 * clock truncated to milliseconds, that timer never fires early and
+	 * is late by less than a millisecond; when libuv uses the coarse clock
+	 * instead, on_deadline() waits out any rest. */
 	uv_update_time(loop);
 	p->start_ns = uv_hrtime();
 	p->deadline_ns = p->start_ns + (uint64_t)timeout_ms * NS_PER_MS;
-	uv_timer_start(&p->timer, on_deadline, (uint64_t)timeout_ms + 1, 0);
+	uv_timer_start(&p->timer, on_deadline, deadline_delay_ms(loop, p->deadline_ns), 0);
 
 	r = uv_tcp_init_ex(loop, &p->tcp, sa->sa_family);
 	if (r < 0) {

@@ -10,6 +10,7 @@
 #include "agent/limits.h"
 #include "agent/log.h"
 #include "agent/scheduler.h"
+#include "agent/status.h"
 
 static const char run_usage[] =
 	"Usage: vpcprobe run [-c FILE]\n"
@@ -43,6 +44,7 @@ struct daemon {
 	struct vp_scheduler *sched;       /* owned */
 	struct vp_config *old_cfg;        /* owned while the old scheduler closes */
 	struct vp_scheduler *old_sched;   /* owned, closing */
+	struct vp_status *status;         /* owned: the status endpoints */
 	uv_signal_t sig_hup, sig_term, sig_int;
 	uv_timer_t watchdog;              /* active only under WatchdogSec= */
 	uv_timer_t grace;                 /* bounds the stop */
@@ -75,6 +77,7 @@ static void on_result(struct vp_sched_target *st, void *arg)
 		vp_log_debug("target '%s' %s port %u: %s %s: %s", st->target->name, st->last[i].address,
 		             (unsigned)st->last[i].port, vp_verdict_name(st->last[i].v.verdict),
 		             vp_verdict_reason(&st->last[i].v), st->last[i].v.detail);
+	vp_status_observe(d->status, st);
 	if (st->sched == d->sched)
 		notify_status(d);
 }
@@ -145,6 +148,7 @@ static void on_sched_closed(struct vp_scheduler *s, void *arg)
 	close_handle((uv_handle_t *)&d->sig_int);
 	close_handle((uv_handle_t *)&d->watchdog);
 	close_handle((uv_handle_t *)&d->grace);
+	vp_status_stop(d->status);
 }
 
 static void on_grace(uv_timer_t *t)
@@ -233,9 +237,31 @@ static int parse_args(struct daemon *d, int argc, char **argv)
 	return 0;
 }
 
+/* The status endpoints read the scheduler through this at every request:
+ * a SIGHUP replaces it. */
+static struct vp_scheduler *current_scheduler(void *arg)
+{
+	struct daemon *d = arg;
+
+	return d->sched;
+}
+
+static int start_status(struct daemon *d)
+{
+	const struct vp_status_source src = { .scheduler = current_scheduler, .arg = d };
+	char err[VP_ERR_MAX];
+	int r;
+
+	r = vp_status_start(&d->loop, d->cfg, &src, &d->status, err, sizeof(err));
+	if (r < 0)
+		vp_log_err("status endpoints: %s", err);
+	return r;
+}
+
 int vp_cmd_run(int argc, char **argv)
 {
 	struct daemon d = { 0 };
+	char err[VP_ERR_MAX];
 	int r;
 
 	r = parse_args(&d, argc, argv);
@@ -246,6 +272,11 @@ int vp_cmd_run(int argc, char **argv)
 		vp_log_set_journal(1);
 	if (vp_cli_load_config(d.config_path, &d.cfg) < 0)
 		return VP_EXIT_USAGE;
+	if (vp_status_check_config(d.cfg, err, sizeof(err)) < 0) {
+		vp_log_err("%s", err);
+		vp_config_free(d.cfg);
+		return VP_EXIT_USAGE;
+	}
 	if (uv_loop_init(&d.loop) < 0) {
 		vp_log_err("uv_loop_init failed");
 		vp_config_free(d.cfg);
@@ -256,6 +287,9 @@ int vp_cmd_run(int argc, char **argv)
 		vp_log_err("out of memory or signals unavailable at start");
 		return VP_EXIT_NOT_OK;
 	}
+	/* Bound before READY=1 (issue 5): the page answers once systemd says so. */
+	if (start_status(&d) < 0)
+		return VP_EXIT_NOT_OK;
 	vp_scheduler_start(d.sched, NULL);
 	vp_log_info("started: config '%s', %zu targets, agent '%s'", d.cfg->source,
 	            d.cfg->n_targets, d.cfg->agent_name);
@@ -264,6 +298,7 @@ int vp_cmd_run(int argc, char **argv)
 
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 
+	vp_status_free(d.status);
 	vp_scheduler_free(d.sched);
 	vp_scheduler_free(d.old_sched);
 	vp_config_free(d.cfg);

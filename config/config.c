@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -516,8 +517,33 @@ static void parse_tls(struct loader *ld, const char *path, json_t *v, void *dst,
 #define K_PG (1u << VP_KIND_POSTGRES)
 #define K_REDIS ((1u << VP_KIND_REDIS) | (1u << VP_KIND_REDISS))
 
+/* A connector's range is an IPv4 /28, and Direct VPC egress sends from its
+ * subnet, which is wider: anything narrower than /28, or IPv6, is a mistake
+ * (Cloud Run reaches the VPC over IPv4). */
+static void parse_connector_range(struct loader *ld, const char *path, json_t *v, void *dst,
+                                  const struct field *f)
+{
+	struct vp_target *t = dst;
+	struct vp_cidr c;
+	char msg[VP_ERR_MAX];
+
+	if (!expect_type(ld, path, v, JSON_STRING) || !check_string(ld, path, v, 1, 64))
+		return;
+	if (vp_cidr_parse(json_string_value(v), &c, msg, sizeof(msg)) < 0) {
+		report(ld, path, "%s", msg);
+		return;
+	}
+	if (c.family != AF_INET || c.prefix > 28 || c.prefix < 8) {
+		report(ld, path, "'%s': expected the IPv4 range of a Serverless VPC Access connector "
+		       "(a /28, such as 10.8.0.0/28) or of a Direct VPC egress subnet (/8../28)",
+		       json_string_value(v));
+		return;
+	}
+	t->connector_range = c;
+}
+
 enum { TF_NAME, TF_URL, TF_INTERVAL, TF_TIMEOUT, TF_PASSWORD, TF_USER, TF_DATABASE,
-       TF_USERNAME, TF_TLS };
+       TF_USERNAME, TF_TLS, TF_CONNECTOR };
 
 static const struct field target_fields[] = {
 	[TF_NAME] = { .key = "name", .type = FT_STR, .required = true, .min = 1,
@@ -539,6 +565,8 @@ static const struct field target_fields[] = {
 	                  .kinds = K_REDIS, .off = offsetof(struct vp_target, username) },
 	[TF_TLS] = { .key = "tls", .type = FT_CUSTOM, .kinds = K_PG,
 	             .off = offsetof(struct vp_target, tls), .parse = parse_tls },
+	[TF_CONNECTOR] = F_CUSTOM("connector_range", struct vp_target, connector_range,
+	                          parse_connector_range),
 };
 
 /* A key that the target's kind does not use would be silently ignored; a

@@ -39,6 +39,10 @@ struct vp_target {
 	char *database;        /* owned, postgres only; NULL: VP_PG_DEFAULT_DATABASE */
 	char *username;        /* owned, redis only; NULL: AUTH with the password alone */
 	enum vp_tls_mode tls;  /* postgres only; VP_TLS_PREFER unless set */
+	/* The Serverless VPC Access connector's range (or Direct VPC egress
+	 * subnet) that must reach this target, for the status page's firewall
+	 * commands; family 0 when not set. */
+	struct vp_cidr connector_range;
 };
 
 struct vp_listener_check {

@@ -175,6 +175,26 @@ static const struct bad_case bad_cases[] = {
 	  { "targets[0].timeout_ms: 5000 ms is longer than the interval of 2 s" } },
 	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1', 'timeout_ms': 20000}]}", 1, NULL,
 	  { "targets[0].timeout_ms: 20000 ms is longer than the interval of 10 s" } },
+	/* connector_range (issue 6): a connector's IPv4 /28, or a wider egress subnet */
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1', 'connector_range': 5}]}", 1, NULL,
+	  { SRC "targets[0].connector_range: expected a string, got an integer" } },
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1', 'connector_range': ''}]}", 1, NULL,
+	  { "targets[0].connector_range: empty string" } },
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1', 'connector_range': '10.8.0.0/29'}]}", 1,
+	  NULL, { SRC "targets[0].connector_range: '10.8.0.0/29': expected the IPv4 range of a "
+	  "Serverless VPC Access connector (a /28, such as 10.8.0.0/28) or of a Direct VPC egress "
+	  "subnet (/8../28)" } },
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1', 'connector_range': '10.8.0.1'}]}", 1, NULL,
+	  { "targets[0].connector_range: '10.8.0.1': expected the IPv4 range" } },
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1', 'connector_range': '10.0.0.0/7'}]}", 1, NULL,
+	  { "targets[0].connector_range: '10.0.0.0/7': expected the IPv4 range" } },
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1', 'connector_range': 'fd00:198:18::/64'}]}",
+	  1, NULL, { "targets[0].connector_range: 'fd00:198:18::/64': expected the IPv4 range" } },
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1', 'connector_range': '10.8.0.5/28'}]}", 1,
+	  NULL, { "targets[0].connector_range: '10.8.0.5/28': host bits are set below /28; the "
+	  "network is 10.8.0.0/28" } },
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1', 'connector_range': 'connector-1'}]}", 1,
+	  NULL, { "targets[0].connector_range: 'connector-1': 'connector-1' is not an IPv4" } },
 	{ "{'targets': [{'name': 'a', 'url': 'redis://h', 'password_file': 1}]}", 1, NULL,
 	  { "targets[0].password_file: expected a string, got an integer" } },
 	{ "{'targets': [{'name': 'a', 'url': 'redis://h', 'password_file': ''}]}", 1, NULL,
@@ -429,6 +449,9 @@ static const struct good_case good_cases[] = {
 	{ "{'targets': [{'name': 'db', 'url': 'tcp://h:1'}, {'name': 'DB', 'url': 'tcp://h:1'},"
 	  " {'name': 'db ', 'url': 'tcp://h:1'}, {'name': 'caf\\u00e9', 'url': 'tcp://h:1'}]}",
 	  4, 10, 2000 },
+	/* the connector's /28, and a Direct VPC egress subnet */
+	{ "{'targets': [{'name': 'a', 'url': 'postgres://10.20.0.3', 'connector_range': '10.8.0.0/28'},"
+	  " {'name': 'b', 'url': 'tcp://h:1', 'connector_range': '10.128.0.0/20'}]}", 2, 10, 2000 },
 	/* host names are valid here; resolving them is the probe's job */
 	{ "{'targets': [{'name': 'a', 'url': 'https://api.internal/healthz'}]}", 1, 10, 2000 },
 	{ "{'agent': {'status_listen': '[::1]:9464', 'dns_servers': ['127.0.0.53',"

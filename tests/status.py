@@ -1,0 +1,487 @@
+#!/usr/bin/env python3
+"""The status endpoints of `vpcprobe run`, end to end on loopback.
+
+One agent probes targets this test owns on 127.0.0.1: a listener (ok), a
+closed port (refused), a target whose name is an XSS attempt, a Redis-like
+server whose error line holds HTML, and a name whose DNS answer the test
+holds back (so that /-/ready is 503 until the test lets the first round end).
+Asserted: /-/ready 503 -> 200, /api/v1/status, /target/NAME, 404, 405 with
+Allow, HEAD, the security headers, /healthz, escaping of everything hostile,
+/metrics through `promtool check metrics`, 500 idle connections and a flood
+from one address while the page still answers, the token (401 without it,
+Bearer and basic auth with it), and the refusal to start on 0.0.0.0 without
+a token file.
+
+Waits are readiness checks with a bound (a notify datagram, an answer, a
+DNS query arriving), never sleeps for their own sake and never timing
+thresholds. Traffic goes only to 127.0.0.0/8. TAP output."""
+
+import base64
+import http.client
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+VPCPROBE = os.environ.get("VPCPROBE", os.path.join(os.path.dirname(__file__), "..", "build", "vpcprobe"))
+XSS_NAME = "<img src=x onerror=alert(1)>"
+HOSTILE = "<img src=y onerror=alert(2)>"
+results = []
+
+
+def check(ok, what):
+    results.append(bool(ok))
+    print(("ok" if ok else "not ok") + " %d - %s" % (len(results), what), flush=True)
+    return ok
+
+
+def skip(what, why):
+    results.append(True)
+    print("ok %d - %s # SKIP %s" % (len(results), what, why), flush=True)
+
+
+def free_port():
+    """A loopback port nothing listens on (never 2024)."""
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port != 2024:
+            return port
+
+
+def request(port, path, method="GET", headers=None, source="127.0.0.1", timeout=10):
+    """(status, headers dict with lower-case names, body bytes)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=(source, 0))
+    try:
+        c.request(method, path, headers=headers or {})
+        r = c.getresponse()
+        body = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, body
+    finally:
+        c.close()
+
+
+def wait_for(fn, timeout=15.0, every=0.05):
+    """Polls fn() until it returns something true; a bounded readiness check."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(every)
+
+
+class RedisLike(threading.Thread):
+    """Answers every command with an error line that holds HTML."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                c.settimeout(2)
+                c.recv(4096)
+                c.sendall(("-ERR " + HOSTILE + " </pre><script>alert(3)</script>\r\n").encode())
+            except OSError:
+                pass
+            c.close()
+
+
+class HeldRedis(threading.Thread):
+    """A Redis-like server that reads the PING and answers +PONG only once
+    the test releases it: the target's first run cannot end before that."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.seen = threading.Event()
+        self.released = threading.Event()
+        self.held = []
+        self.lock = threading.Lock()
+
+    def release(self):
+        with self.lock:
+            self.released.set()
+            for c in self.held:
+                self.answer(c)
+            self.held = []
+
+    @staticmethod
+    def answer(c):
+        try:
+            c.sendall(b"+PONG\r\n")
+        except OSError:
+            pass
+        c.close()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+                c.settimeout(5)
+                c.recv(4096)
+            except OSError:
+                if self.sock.fileno() < 0:
+                    return
+                continue
+            with self.lock:
+                self.seen.set()
+                if self.released.is_set():
+                    self.answer(c)
+                else:
+                    self.held.append(c)
+
+
+class Agent:
+    def __init__(self, work, cfg, tag):
+        self.path = os.path.join(work, tag + ".json")
+        with open(self.path, "w") as f:
+            json.dump(cfg, f)
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(os.path.join(work, tag + ".notify"))
+        self.ready = threading.Event()
+        # sd_notify() blocks the agent once the socket's queue is full: read
+        # every datagram for as long as the agent runs.
+        threading.Thread(target=self.drain, daemon=True).start()
+        self.log_path = os.path.join(work, tag + ".log")
+        self.log = open(self.log_path, "wb")
+        env = dict(os.environ, NOTIFY_SOCKET=self.notify.getsockname())
+        self.proc = subprocess.Popen([VPCPROBE, "run", "-c", self.path], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=self.log)
+
+    def drain(self):
+        while True:
+            try:
+                m = self.notify.recv(4096)
+            except OSError:
+                return
+            if b"READY=1" in m:
+                self.ready.set()
+
+    def wait_ready(self, timeout=15.0):
+        """READY=1 comes once the status listener is bound."""
+        return self.ready.wait(timeout)
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self):
+        rc = None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        else:
+            rc = self.proc.returncode
+        self.notify.close()
+        self.log.close()
+        return rc
+
+
+def target_state(port, name):
+    try:
+        status, _, body = request(port, "/api/v1/status")
+    except OSError:
+        return None
+    if status != 200:
+        return None
+    for t in json.loads(body)["targets"]:
+        if t["name"] == name:
+            return t
+    return None
+
+
+def test_main_agent(work):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    redis = RedisLike()
+    redis.start()
+    held = HeldRedis()
+    held.start()
+    port = free_port()
+    cfg = {"agent": {"name": "status-test", "status_listen": "127.0.0.1:%d" % port},
+           "defaults": {"interval_s": 1, "timeout_ms": 500},
+           # 'held' first: a target's first run is spread over its own interval
+           # by its index, and index 0 starts at once.
+           "targets": [
+               {"name": "held", "url": "redis://127.0.0.1:%d" % held.port,
+                "interval_s": 60, "timeout_ms": 30000},
+               {"name": "up", "url": "tcp://127.0.0.1:%d" % listener.getsockname()[1]},
+               {"name": "down", "url": "tcp://127.0.0.1:%d" % free_port(),
+                "connector_range": "10.8.0.0/28"},
+               {"name": XSS_NAME, "url": "tcp://127.0.0.1:%d" % free_port()},
+               {"name": "cache", "url": "redis://127.0.0.1:%d" % redis.port}]}
+    agent = Agent(work, cfg, "main")
+    try:
+        check(agent.wait_ready(), "READY=1 arrives once the status listener is bound")
+        # The held target's PING has reached our server: its run cannot end
+        # until the server answers.
+        if held.seen.wait(15):
+            status, _, body = request(port, "/-/ready")
+            check(status == 503 and b"not ready" in body,
+                  "/-/ready is 503 before the first round ends (%d %r)" % (status, body[:80]))
+        else:
+            skip("/-/ready is 503 before the first round ends", "no protocol probe holds the run")
+        held.release()
+        check(wait_for(lambda: request(port, "/-/ready")[0] == 200), "/-/ready turns 200 once every target ran")
+        check(wait_for(lambda: (target_state(port, "up") or {}).get("state") == "ok"), "the listener's target is ok")
+        down = wait_for(lambda: target_state(port, "down"))
+        check(down and down["verdict"] == "refused" and down["state"] == "failing",
+              "the closed port's target is refused")
+        check(down and any("ss -ltnp" in s for s in down["next_steps"]), "its next step names ss -ltnp and the port")
+        h = target_state(port, "held")
+        check(h and h["state"] == "ok", "the held target is ok once answered: %r" % (h and h["detail"]))
+        check_api(port)
+        check_methods_and_headers(port)
+        check_xss(port, redis)
+        check_metrics(port)
+        check_connections(port)
+    finally:
+        rc = agent.stop()
+        listener.close()
+        redis.sock.close()
+        held.sock.close()
+    check(rc == 0, "SIGTERM: the agent exits 0 (got %r)" % rc)
+    check_clean_log(agent)
+    try:
+        request(port, "/healthz", timeout=2)
+        closed = False
+    except OSError:
+        closed = True
+    check(closed, "after the stop nothing listens on the status port")
+
+
+def check_api(port):
+    status, headers, body = request(port, "/api/v1/status")
+    check(status == 200 and headers.get("content-type") == "application/json", "/api/v1/status is JSON")
+    doc = json.loads(body)
+    check(doc["agent"]["name"] == "status-test" and doc["ready"] is True and doc["targets_total"] == 5,
+          "the document names the agent, readiness and the target count")
+    states = [t["state"] for t in doc["targets"]]
+    check(states == sorted(states, key=["failing", "pending", "ok"].index), "failing targets come first: %r" % states)
+    check(doc["counts"]["refused"] >= 2 and doc["delivery"]["text"] == "no collector",
+          "counts by verdict and the delivery state")
+    spark = doc["targets"][0]["sparkline"]
+    check(len(spark["ms"]) == 60 and spark["bucket_s"] == 60, "each target carries its last hour in 60 buckets")
+    status, _, body = request(port, "/target/down")
+    check(status == 200 and b"Raw last records" in body and b"&quot;verdict&quot;: &quot;refused&quot;" in body,
+          "/target/down shows the history and the raw last record")
+    status, _, body = request(port, "/target/no-such-target")
+    check(status == 404 and b"no-such-target" in body, "/target/ of an unknown name is 404")
+    status, _, body = request(port, "/api/v1/listeners?port=%d" % port)
+    doc = json.loads(body)
+    check(status == 200 and doc["ports"][0]["scope"] == "loopback_only",
+          "/api/v1/listeners?port= shows the status port bound to loopback only")
+    status, _, _ = request(port, "/api/v1/listeners?port=99999")
+    check(status == 400, "/api/v1/listeners with a bad port is 400")
+    for path in ("/healthz", "/-/healthy"):
+        status, _, body = request(port, path)
+        check(status == 200 and body == b"ok\n", "%s is 200 while the loop turns" % path)
+
+
+def check_methods_and_headers(port):
+    status, headers, body = request(port, "/")
+    csp = headers.get("content-security-policy", "")
+    check(status == 200 and headers.get("content-type", "").startswith("text/html"), "/ is HTML")
+    check("default-src 'none'" in csp and "script-src 'sha256-" in csp and "connect-src 'self'" in csp
+          and "unsafe-inline" not in csp.split("style-src")[0], "a strict CSP: %s" % csp)
+    check(headers.get("x-content-type-options") == "nosniff" and headers.get("referrer-policy") == "no-referrer",
+          "nosniff and no-referrer")
+    check(b"http://" not in body.replace(b"http://127.0.0.1", b"").replace(b"http://www.w3.org/2000/svg", b"")
+          and b"src=\"http" not in body, "no external asset")
+    length = len(body)
+    status, headers, hbody = request(port, "/", method="HEAD")
+    check(status == 200 and hbody == b"" and int(headers.get("content-length", -1)) == length,
+          "HEAD /: the headers of GET without the body")
+    status, headers, _ = request(port, "/", method="POST", headers={"Content-Length": "0"})
+    check(status == 405 and headers.get("allow") == "GET, HEAD", "POST / is 405 with Allow: GET, HEAD")
+    status, _, _ = request(port, "/metrics", method="DELETE")
+    check(status == 405, "DELETE /metrics is 405")
+    status, _, _ = request(port, "/nope")
+    check(status == 404, "an unknown path is 404")
+
+
+def check_xss(port, redis):
+    _, _, page = request(port, "/")
+    check(b"<img" not in page, "no <img> element in the page")
+    check(page.count(b"<script") == 1, "one <script> in the page, the agent's own")
+    check(b"&lt;img src=x onerror=alert(1)&gt;" in page, "the XSS target name shows escaped")
+    quoted = urllib.parse.quote(XSS_NAME, safe="")
+    status, _, body = request(port, "/target/" + quoted)
+    check(status == 200 and b"<img" not in body and b"&lt;img src=x onerror=alert(1)&gt;" in body,
+          "/target/<escaped name> finds the target and shows its name escaped")
+    cache = wait_for(lambda: (lambda t: t if t and t["runs"] > 0 else None)(target_state(port, "cache")))
+    if cache and HOSTILE in (cache.get("detail") or ""):
+        _, _, page = request(port, "/")
+        check(b"&lt;img src=y onerror=alert(2)&gt;" in page and b"<script>alert(3)" not in page,
+              "the Redis-like server's HTML shows escaped in the page")
+        _, _, body = request(port, "/target/cache")
+        check(b"<img" not in body and b"&lt;/pre&gt;&lt;script&gt;" in body,
+              "and in /target/cache, raw record included")
+    else:
+        skip("the Redis-like server's HTML shows escaped",
+             "the redis probe does not put the server's error line in the detail: %r"
+             % (cache and cache.get("detail")))
+
+
+def check_metrics(port):
+    status, headers, body = request(port, "/metrics")
+    check(status == 200 and headers.get("content-type", "").startswith("text/plain; version=0.0.4"),
+          "/metrics is the text exposition format")
+    text = body.decode()
+    for name in ("vpcprobe_probe_success", "vpcprobe_probe_duration_seconds", "vpcprobe_probes_total",
+                 "vpcprobe_reports_spooled_bytes", "vpcprobe_reports_dropped_total",
+                 "vpcprobe_build_info", "vpcprobe_probe_last_timestamp_seconds"):
+        check("# HELP %s " % name in text and "# TYPE %s " % name in text, "%s with HELP and TYPE" % name)
+    check('vpcprobe_probe_success{target="down",kind="tcp",address="127.0.0.1"' in text,
+          "vpcprobe_probe_success carries target, kind, address and port")
+    check('vpcprobe_probes_total{target="<img src=x onerror=alert(1)>",verdict="refused"}' in text,
+          "label values are exposition-escaped, not HTML-escaped")
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        skip("promtool check metrics is clean", "no promtool (apt-get install prometheus)")
+        return
+    p = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True)
+    check(p.returncode == 0 and p.stdout.strip() == b"" and p.stderr.strip() == b"",
+          "promtool check metrics is clean: %r %r" % (p.stdout[:300], p.stderr[:300]))
+
+
+def open_idle(port, sources, per_source):
+    socks = []
+    for src in sources:
+        for _ in range(per_source):
+            s = socket.socket()
+            s.bind((src, 0))
+            s.connect(("127.0.0.1", port))
+            socks.append(s)
+    return socks
+
+
+def check_connections(port):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200 and hard >= 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+        soft = min(hard, 4096)
+    if soft < 1200:
+        skip("500 idle connections, the page still answers", "RLIMIT_NOFILE %d" % soft)
+        return
+    # Idle clients spread over ten loopback addresses, under the per-address cap.
+    idle = open_idle(port, ["127.0.0.%d" % i for i in range(10, 20)], 50)
+    try:
+        status, _, body = request(port, "/")
+        check(status == 200 and b"status-test" in body, "with 500 idle connections open the page still answers")
+        # One address floods: it gets its share, the others are still served.
+        flood = open_idle(port, ["127.0.0.99"], 200)
+        try:
+            status, _, _ = request(port, "/api/v1/status")
+            check(status == 200, "with one address flooding, another still gets /api/v1/status")
+            status, _, _ = request(port, "/healthz", source="127.0.0.98")
+            check(status == 200, "and a third address gets /healthz")
+        finally:
+            for s in flood:
+                s.close()
+    finally:
+        for s in idle:
+            s.close()
+
+
+def check_clean_log(agent):
+    """Under ASan/UBSan a leak or undefined behaviour is reported on stderr."""
+    log = agent.log_text()
+    bad = [line for line in log.splitlines() if "Sanitizer" in line or "runtime error:" in line]
+    check(not bad, "no sanitizer report from the agent: %r" % bad[:3])
+
+
+def test_token(work):
+    port = free_port()
+    token = "tok-" + base64.b32encode(os.urandom(10)).decode().lower()
+    token_path = os.path.join(work, "status.token")
+    with open(token_path, "w") as f:
+        f.write(token + "\n")
+    os.chmod(token_path, 0o600)
+    cfg = {"agent": {"name": "token-test", "status_listen": "127.0.0.1:%d" % port,
+                     "status_token_file": token_path},
+           "defaults": {"interval_s": 5, "timeout_ms": 500},
+           "targets": [{"name": "down", "url": "tcp://127.0.0.1:%d" % free_port()}]}
+    agent = Agent(work, cfg, "token")
+    try:
+        check(agent.wait_ready(), "with a token file: READY=1")
+        status, headers, body = request(port, "/")
+        check(status == 401 and headers.get("www-authenticate", "").startswith('Basic realm="vpcprobe"'),
+              "on loopback with a token configured: 401 and WWW-Authenticate without it")
+        check(token.encode() not in body, "the 401 does not show the token")
+        for path in ("/api/v1/status", "/metrics", "/healthz", "/nope"):
+            check(request(port, path)[0] == 401, "%s is 401 without the token" % path)
+        check(request(port, "/", method="POST")[0] == 401, "POST / without the token is 401, not 405")
+        ok = request(port, "/", headers={"Authorization": "Bearer " + token})[0]
+        check(ok == 200, "Authorization: Bearer TOKEN is let in")
+        basic = base64.b64encode(("oncall:" + token).encode()).decode()
+        check(request(port, "/metrics", headers={"Authorization": "Basic " + basic})[0] == 200,
+              "basic auth with TOKEN as the password is let in")
+        bad = base64.b64encode(b"oncall:wrong").decode()
+        check(request(port, "/", headers={"Authorization": "Basic " + bad})[0] == 401, "a wrong password is 401")
+        check(request(port, "/", headers={"Authorization": "Bearer " + token[:-1]})[0] == 401,
+              "a token one byte short is 401")
+    finally:
+        check(agent.stop() == 0, "the token agent stops cleanly")
+    check(token not in agent.log_text(), "the token never appears in the log")
+    check_clean_log(agent)
+
+
+def test_refusal(work):
+    port = free_port()
+    path = os.path.join(work, "open.json")
+    with open(path, "w") as f:
+        json.dump({"agent": {"status_listen": "0.0.0.0:%d" % port},
+                   "targets": [{"name": "x", "url": "tcp://127.0.0.1:%d" % free_port()}]}, f)
+    p = subprocess.run([VPCPROBE, "run", "-c", path], capture_output=True, timeout=30)
+    err = p.stderr.decode()
+    check(p.returncode == 2, "status_listen on 0.0.0.0 without a token file: exit 2 (got %d)" % p.returncode)
+    check("status_listen" in err and "status_token_file" in err and "0.0.0.0:%d" % port in err,
+          "the message names status_listen, its value and status_token_file: %r" % err.strip())
+
+
+def main():
+    if not os.access(VPCPROBE, os.X_OK):
+        print("Bail out! no vpcprobe at " + VPCPROBE)
+        return 1
+    work = tempfile.mkdtemp(prefix="vpstatus.")
+    try:
+        test_refusal(work)
+        test_main_agent(work)
+        test_token(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print("1..%d" % len(results))
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

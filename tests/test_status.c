@@ -1,0 +1,810 @@
+/* Unit tests for the status endpoints' pure parts: HTML and URL escaping,
+ * Prometheus label escaping, the "failing for N min" phrase, the sparkline,
+ * the routing table (method x path -> status), the token check, the loop
+ * watch, the refusal to open the page to the network without a token, the
+ * next-step commands, and the page, the JSON and /metrics built from a
+ * scheduler whose results hold hostile text. Each table row is one case; a
+ * bug fix adds a row. */
+#include <check.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/status_int.h"
+
+#define N_ELEMS(a) (int)(sizeof(a) / sizeof((a)[0]))
+#define MIN_MS (60 * 1000)
+#define NOW ((int64_t)1795000000000)   /* 2026-11-18, any fixed time */
+
+/* ---- escaping ---- */
+
+struct esc_case {
+	const char *in;
+	const char *out;
+};
+
+static const struct esc_case html_cases[] = {
+	{ "", "" },
+	{ "orders-db", "orders-db" },
+	{ "<img src=x onerror=alert(1)>", "&lt;img src=x onerror=alert(1)&gt;" },
+	{ "a&b", "a&amp;b" },
+	{ "\"quoted\" 'single'", "&quot;quoted&quot; &#39;single&#39;" },
+	{ "</script><script>", "&lt;/script&gt;&lt;script&gt;" },
+	{ "caf\xc3\xa9 \xe2\x9c\x93", "caf\xc3\xa9 \xe2\x9c\x93" },          /* valid UTF-8 kept */
+	{ "tab\tand\nline", "tab\tand\nline" },
+	{ "bell\x07", "bell\xef\xbf\xbd" },                                  /* C0 control */
+	{ "del\x7f", "del\xef\xbf\xbd" },
+	{ "c1\xc2\x85", "c1\xef\xbf\xbd" },                                  /* C1 as UTF-8 */
+	{ "bad\xff<", "bad\xef\xbf\xbd&lt;" },                               /* invalid byte */
+	{ "over\xc0\xbc", "over\xef\xbf\xbd\xef\xbf\xbd" },                  /* overlong '<' */
+	{ "cut\xe2\x9c", "cut\xef\xbf\xbd\xef\xbf\xbd" },                    /* cut sequence */
+	{ "surrogate\xed\xa0\x80", "surrogate\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },
+	{ "-ERR <b>bold</b>", "-ERR &lt;b&gt;bold&lt;/b&gt;" },
+};
+
+START_TEST(test_html_escape)
+{
+	const struct esc_case *c = &html_cases[_i];
+	struct vp_buf b;
+
+	vp_buf_init(&b, 1024);
+	ck_assert_int_eq(vp_buf_html(&b, c->in), 0);
+	ck_assert_str_eq(b.data ? b.data : "", c->out);
+	vp_buf_done(&b);
+}
+END_TEST
+
+static const struct esc_case url_cases[] = {
+	{ "orders-db", "orders-db" },
+	{ "a b/c", "a%20b%2Fc" },
+	{ "<img src=x>", "%3Cimg%20src%3Dx%3E" },
+	{ "caf\xc3\xa9", "caf%C3%A9" },
+	{ "x~y_z.1", "x~y_z.1" },
+};
+
+START_TEST(test_url_encode)
+{
+	const struct esc_case *c = &url_cases[_i];
+	struct vp_buf b;
+
+	vp_buf_init(&b, 1024);
+	ck_assert_int_eq(vp_buf_urlenc(&b, c->in), 0);
+	ck_assert_str_eq(b.data, c->out);
+	vp_buf_done(&b);
+}
+END_TEST
+
+static const struct esc_case prom_cases[] = {
+	{ "orders-db", "orders-db" },
+	{ "say \"hi\"", "say \\\"hi\\\"" },
+	{ "C:\\path", "C:\\\\path" },
+	{ "two\nlines", "two\\nlines" },
+	{ "\\\"\n", "\\\\\\\"\\n" },
+	{ "<img src=x>", "<img src=x>" },      /* the text format needs no HTML escaping */
+	{ "caf\xc3\xa9", "caf\xc3\xa9" },
+};
+
+START_TEST(test_prom_label)
+{
+	const struct esc_case *c = &prom_cases[_i];
+	struct vp_buf b;
+
+	vp_buf_init(&b, 1024);
+	ck_assert_int_eq(vp_prom_label(&b, c->in), 0);
+	ck_assert_str_eq(b.data, c->out);
+	vp_buf_done(&b);
+}
+END_TEST
+
+START_TEST(test_buf_limit)
+{
+	struct vp_buf b;
+	size_t len = 0;
+	char *s;
+
+	vp_buf_init(&b, 8);
+	ck_assert_int_eq(vp_buf_puts(&b, "12345678"), 0);
+	ck_assert_int_eq(vp_buf_puts(&b, "9"), -ENOBUFS);
+	ck_assert_int_eq(vp_buf_printf(&b, "%d", 1), -ENOBUFS);   /* sticky */
+	ck_assert_str_eq(b.data, "12345678");
+	ck_assert_ptr_null(vp_buf_steal(&b, &len));                /* an error gives nothing */
+	vp_buf_init(&b, 7);
+	ck_assert_int_eq(vp_buf_html(&b, "<<"), -ENOBUFS);         /* "&lt;&lt;" is 8 bytes */
+	vp_buf_done(&b);
+	vp_buf_init(&b, 8);
+	ck_assert_int_eq(vp_buf_html(&b, "<<"), 0);
+	s = vp_buf_steal(&b, &len);
+	ck_assert_str_eq(s, "&lt;&lt;");
+	ck_assert_uint_eq(len, 8);
+	free(s);
+	vp_buf_done(&b);
+}
+END_TEST
+
+/* ---- "failing for 12 min" ---- */
+
+struct since_case {
+	const char *prefix;
+	int64_t changed_ms;
+	int64_t now_ms;
+	const char *out;
+};
+
+static const struct since_case since_cases[] = {
+	{ "failing for ", NOW, NOW, "failing for 0 s" },
+	{ "failing for ", NOW - 999, NOW, "failing for 0 s" },
+	{ "failing for ", NOW - 40 * 1000, NOW, "failing for 40 s" },
+	{ "failing for ", NOW - 59999, NOW, "failing for 59 s" },
+	{ "failing for ", NOW - MIN_MS, NOW, "failing for 1 min" },
+	{ "failing for ", NOW - 12 * MIN_MS - 30000, NOW, "failing for 12 min" },
+	{ "failing for ", NOW - 59 * MIN_MS - 59999, NOW, "failing for 59 min" },
+	{ "ok for ", NOW - 60 * MIN_MS, NOW, "ok for 1 h" },
+	{ "ok for ", NOW - 185 * MIN_MS, NOW, "ok for 3 h 5 min" },
+	{ "ok for ", NOW - 47 * 60 * MIN_MS - 59 * MIN_MS, NOW, "ok for 47 h 59 min" },
+	{ "failing for ", NOW - 48 * 60 * MIN_MS, NOW, "failing for 2 d" },
+	{ "failing for ", NOW - 76 * 60 * MIN_MS, NOW, "failing for 3 d 4 h" },
+	/* the clock stepped back: never a negative time */
+	{ "failing for ", NOW + 5000, NOW, "failing for 0 s" },
+};
+
+START_TEST(test_since)
+{
+	const struct since_case *c = &since_cases[_i];
+	char buf[64];
+
+	vp_fmt_since(c->prefix, c->changed_ms, c->now_ms, buf, sizeof(buf));
+	ck_assert_str_eq(buf, c->out);
+}
+END_TEST
+
+struct ms_case {
+	double ms;
+	const char *out;
+};
+
+static const struct ms_case ms_cases[] = {
+	{ -1, "-" }, { 0, "0.00 ms" }, { 0.123, "0.12 ms" }, { 9.999, "10.00 ms" },
+	{ 12.34, "12.3 ms" }, { 2000.4, "2000 ms" },
+};
+
+START_TEST(test_fmt_ms)
+{
+	char buf[32];
+
+	vp_fmt_ms(ms_cases[_i].ms, buf, sizeof(buf));
+	ck_assert_str_eq(buf, ms_cases[_i].out);
+}
+END_TEST
+
+/* ---- the sparkline ---- */
+
+struct spark_run {
+	int64_t ago_ms;          /* before NOW */
+	enum vp_verdict verdict;
+	float ms;
+};
+
+struct spark_case {
+	const char *what;
+	struct spark_run runs[8];   /* oldest first; ago_ms 0 ends the list */
+	int n_rects;                /* failing minutes drawn */
+	const char *has[3];         /* substrings of the SVG */
+	const char *not[2];
+};
+
+static const struct spark_case spark_cases[] = {
+	{ "no history", { { 0 } }, 0, { "<title>last hour: no probe yet</title>", "d=\"\"" },
+	  { "<rect" } },
+	{ "one ok run now", { { 1, VP_VERDICT_OK, 1.5f }, { 0 } }, 0,
+	  { "last hour: 1 min ok, 0 min failing, slowest ok 1.50 ms", "d=\"M119 2.0h0\"" },
+	  { "<rect" } },
+	{ "a failing minute is a full bar at its place",
+	  { { 30 * MIN_MS + 1, VP_VERDICT_REFUSED, 0.1f }, { 0 } }, 1,
+	  { "<rect class=\"sf\" x=\"58\" y=\"0\" width=\"2\" height=\"24\"/>", "1 min failing" },
+	  { "slowest ok" } },
+	{ "a flapping minute is a half bar",
+	  { { 5 * MIN_MS + 2000, VP_VERDICT_OK, 2.0f }, { 5 * MIN_MS + 1000, VP_VERDICT_TIMEOUT, 2000 },
+	    { 0 } }, 1, { "height=\"12\"", "0 min ok, 1 min failing" }, { NULL } },
+	{ "older than an hour is left out",
+	  { { 61 * MIN_MS, VP_VERDICT_REFUSED, 1 }, { 2 * MIN_MS, VP_VERDICT_OK, 3 }, { 0 } }, 0,
+	  { "1 min ok, 0 min failing" }, { "<rect" } },
+	{ "a gap breaks the line",
+	  { { 10 * MIN_MS, VP_VERDICT_OK, 1 }, { 9 * MIN_MS, VP_VERDICT_OK, 1 },
+	    { 3 * MIN_MS, VP_VERDICT_OK, 100 }, { 0 } }, 0,
+	  { "M101 19.0h0L103 19.0M115 2.0h0\"" }, { NULL } },
+	{ "a run in the future counts as now",
+	  { { -5000, VP_VERDICT_REFUSED, 1 }, { 0 } }, 1, { "x=\"118\"" }, { NULL } },
+};
+
+START_TEST(test_sparkline)
+{
+	const struct spark_case *c = &spark_cases[_i];
+	struct vp_spark_bucket sp[VP_SPARK_BUCKETS];
+	struct vp_history h;
+	struct vp_buf b;
+	int rects = 0;
+
+	ck_assert_int_eq(vp_history_init(&h, 1), 0);
+	for (int i = 0; c->runs[i].ago_ms != 0; i++) {
+		struct vp_history_entry e = { .time_ms = NOW - c->runs[i].ago_ms,
+		                              .verdict = (uint8_t)c->runs[i].verdict,
+		                              .total_ms = c->runs[i].ms, .n_addresses = 1 };
+
+		vp_history_add(&h, &e);
+	}
+	vp_spark_buckets(&h, NOW, sp);
+	vp_buf_init(&b, 64 * 1024);
+	ck_assert_int_eq(vp_spark_svg(&b, sp), 0);
+	for (const char *p = b.data; (p = strstr(p, "<rect")) != NULL; p++)
+		rects++;
+	ck_assert_msg(rects == c->n_rects, "%s: %d rects in %s", c->what, rects, b.data);
+	ck_assert_msg(strncmp(b.data, "<svg class=\"spark\" viewBox=\"0 0 120 24\"", 39) == 0, "%s", b.data);
+	ck_assert_msg(strstr(b.data, "</svg>") == b.data + b.len - 6, "%s", b.data);
+	for (int i = 0; i < 3 && c->has[i]; i++)
+		ck_assert_msg(strstr(b.data, c->has[i]) != NULL, "%s: no '%s' in %s", c->what,
+		              c->has[i], b.data);
+	for (int i = 0; i < 2 && c->not[i]; i++)
+		ck_assert_msg(strstr(b.data, c->not[i]) == NULL, "%s: '%s' in %s", c->what,
+		              c->not[i], b.data);
+	vp_buf_done(&b);
+	vp_history_done(&h);
+}
+END_TEST
+
+/* ---- routing: method x path -> status ---- */
+
+struct route_case {
+	const char *method;
+	const char *path;
+	unsigned status;
+	enum vp_route route;
+	const char *rest;
+};
+
+static const struct route_case route_cases[] = {
+	{ "GET", "/", 200, VP_ROUTE_PAGE, NULL },
+	{ "HEAD", "/", 200, VP_ROUTE_PAGE, NULL },
+	{ "POST", "/", 405, 0, NULL },
+	{ "PUT", "/metrics", 405, 0, NULL },
+	{ "DELETE", "/api/v1/status", 405, 0, NULL },
+	{ "OPTIONS", "/healthz", 405, 0, NULL },
+	{ "get", "/", 405, 0, NULL },                     /* methods are case-sensitive */
+	{ "GET", "/api/v1/status", 200, VP_ROUTE_STATUS, NULL },
+	{ "GET", "/api/v1/status/", 404, 0, NULL },
+	{ "GET", "/api/v1/listeners", 200, VP_ROUTE_LISTENERS, NULL },
+	{ "GET", "/metrics", 200, VP_ROUTE_METRICS, NULL },
+	{ "HEAD", "/metrics", 200, VP_ROUTE_METRICS, NULL },
+	{ "GET", "/healthz", 200, VP_ROUTE_HEALTHZ, NULL },
+	{ "GET", "/-/healthy", 200, VP_ROUTE_HEALTHZ, NULL },
+	{ "GET", "/-/ready", 200, VP_ROUTE_READY, NULL },
+	{ "GET", "/target/orders-db", 200, VP_ROUTE_TARGET, "orders-db" },
+	{ "GET", "/target/a/b", 200, VP_ROUTE_TARGET, "a/b" },
+	{ "GET", "/target/<img src=x>", 200, VP_ROUTE_TARGET, "<img src=x>" },
+	{ "POST", "/target/x", 405, 0, NULL },
+	{ "GET", "/target/", 404, 0, NULL },
+	{ "GET", "/target", 404, 0, NULL },
+	{ "GET", "/index.html", 404, 0, NULL },
+	{ "POST", "/nope", 404, 0, NULL },                 /* an unknown path is 404 first */
+	{ "GET", "", 404, 0, NULL },
+	{ "GET", "//", 404, 0, NULL },
+	{ "GET", "/METRICS", 404, 0, NULL },
+	{ "GET", NULL, 404, 0, NULL },
+};
+
+START_TEST(test_route)
+{
+	const struct route_case *c = &route_cases[_i];
+	enum vp_route route = VP_ROUTE_INVALID;
+	const char *rest = "untouched";
+	unsigned status = vp_status_route(c->method, c->path, &route, &rest);
+
+	ck_assert_msg(status == c->status, "%s %s: %u, expected %u", c->method, c->path, status,
+	              c->status);
+	if (status != 200) {
+		ck_assert_int_eq(route, VP_ROUTE_INVALID);
+		return;
+	}
+	ck_assert_int_eq(route, c->route);
+	if (c->rest)
+		ck_assert_str_eq(rest, c->rest);
+	else
+		ck_assert_ptr_null(rest);
+}
+END_TEST
+
+/* ---- the token ---- */
+
+#define TOKEN "s3cret-T0ken"
+#define B64(x) x   /* base64 below, computed with `printf %s ... | base64` */
+
+struct auth_case {
+	const char *header;
+	bool ok;
+};
+
+static char long_header[VP_STATUS_AUTH_MAX + 16];
+
+static const struct auth_case auth_cases[] = {
+	{ "Bearer " TOKEN, true },
+	{ "bearer " TOKEN, true },                         /* the scheme is case-insensitive */
+	{ "Bearer   " TOKEN "  ", true },
+	{ "Basic " B64("dXNlcjpzM2NyZXQtVDBrZW4="), true },   /* user:s3cret-T0ken */
+	{ "Basic " B64("OnMzY3JldC1UMGtlbg=="), true },       /* :s3cret-T0ken, no user */
+	{ "BASIC " B64("YW55b25lOnMzY3JldC1UMGtlbg=="), true }, /* anyone:s3cret-T0ken */
+	{ "Basic " B64("dXNlcjp3cm9uZw=="), false },           /* user:wrong */
+	{ "Basic " B64("czNjcmV0LVQwa2Vu"), false },           /* s3cret-T0ken, no colon */
+	{ "Basic " B64("dXNlcjpzM2NyZXQtVDBrZW4"), false },    /* padding cut */
+	{ "Basic !!!!", false },
+	{ "Basic ", false },
+	{ "Bearer " TOKEN "x", false },
+	{ "Bearer s3cret-T0ke", false },
+	{ "Bearer", false },
+	{ "Bearer ", false },
+	{ TOKEN, false },
+	{ "Digest " TOKEN, false },
+	{ "", false },
+	{ NULL, false },
+	{ long_header, false },
+};
+
+START_TEST(test_auth)
+{
+	unsigned char want[VP_STATUS_SHA256_LEN];
+
+	memset(long_header, 'A', sizeof(long_header) - 1);
+	memcpy(long_header, "Bearer ", 7);
+	vp_status_sha256(TOKEN, strlen(TOKEN), want);
+	ck_assert_msg(vp_status_auth_ok(auth_cases[_i].header, want) == auth_cases[_i].ok,
+	              "row %d: '%.40s'", _i, auth_cases[_i].header);
+}
+END_TEST
+
+struct stall_case {
+	uint64_t beat_ms;
+	uint64_t now_ms;
+	bool stalled;
+};
+
+static const struct stall_case stall_cases[] = {
+	{ 1000, 1000, false },
+	{ 1000, 2000, false },
+	{ 1000, 1000 + VP_STATUS_STALL_MS, false },
+	{ 1000, 1001 + VP_STATUS_STALL_MS, true },
+	{ 1000, 60000, true },
+	{ 5000, 1000, false },        /* a beat "after" now: no stall */
+};
+
+START_TEST(test_stall)
+{
+	const struct stall_case *c = &stall_cases[_i];
+
+	ck_assert_int_eq(vp_status_loop_stalled(c->beat_ms, c->now_ms), c->stalled);
+}
+END_TEST
+
+/* ---- status_listen and status_token_file ---- */
+
+struct listen_case {
+	const char *listen;
+	bool token;
+	int r;
+};
+
+static const struct listen_case listen_cases[] = {
+	{ "127.0.0.1:9464", false, 0 },
+	{ "127.1.2.3:9464", false, 0 },
+	{ "[::1]:9464", false, 0 },
+	{ "[::ffff:127.0.0.1]:9464", false, 0 },
+	{ "0.0.0.0:9464", false, -EPERM },
+	{ "10.20.0.9:9464", false, -EPERM },
+	{ "[::]:9464", false, -EPERM },
+	{ "[fd00:198:18::2]:9464", false, -EPERM },
+	{ "0.0.0.0:9464", true, 0 },
+	{ "[::]:9464", true, 0 },
+	{ "127.0.0.1:9464", true, 0 },
+};
+
+START_TEST(test_listen_policy)
+{
+	const struct listen_case *c = &listen_cases[_i];
+	struct vp_config *cfg = NULL;
+	char json[256], err[VP_ERR_MAX] = "";
+
+	snprintf(json, sizeof(json), "{\"agent\": {\"status_listen\": \"%s\", "
+	         "\"status_token_file\": %s}}", c->listen, c->token ? "\"/etc/t\"" : "null");
+	ck_assert_int_eq(vp_config_load_string(json, "t.json", &cfg, err, sizeof(err)), 0);
+	ck_assert_int_eq(vp_status_check_config(cfg, err, sizeof(err)), c->r);
+	if (c->r < 0) {
+		ck_assert_msg(strstr(err, "config 't.json': agent.status_listen") != NULL, "%s", err);
+		ck_assert_msg(strstr(err, "agent.status_token_file is not set") != NULL, "%s", err);
+		ck_assert_msg(strstr(err, c->listen) != NULL, "%s", err);
+	}
+	vp_config_free(cfg);
+}
+END_TEST
+
+/* ---- next steps ---- */
+
+struct step_case {
+	const char *url;
+	const char *connector;      /* NULL: none in the config */
+	enum vp_verdict verdict;
+	const char *address;
+	uint16_t port;
+	size_t n;
+	const char *has[2];         /* substrings of steps[0] and steps[1] */
+};
+
+static const struct step_case step_cases[] = {
+	{ "postgres://10.20.0.3:5432", "10.8.0.0/28", VP_VERDICT_TIMEOUT, "10.20.0.3", 5432, 2,
+	  { "gcloud compute firewall-rules list --filter=\"direction=INGRESS AND allowed[].ports:5432\"",
+	    "gcloud compute firewall-rules create allow-vpc-connector-tcp-5432 --network=NETWORK "
+	    "--direction=INGRESS --action=ALLOW --rules=tcp:5432 --source-ranges=10.8.0.0/28 "
+	    "--destination-ranges=10.20.0.3/32" } },
+	{ "tcp://[fd20::10]:9100", "10.8.0.0/28", VP_VERDICT_TIMEOUT, "fd20::10", 9100, 2,
+	  { "allowed[].ports:9100", "--rules=tcp:9100 --source-ranges=10.8.0.0/28" } },
+	{ "postgres://10.20.0.3:5432", NULL, VP_VERDICT_TIMEOUT, "10.20.0.3", 5432, 2,
+	  { "allowed[].ports:5432", "vpc-access connectors list" } },
+	{ "redis://10.20.0.4", NULL, VP_VERDICT_REFUSED, "10.20.0.4", 6379, 2,
+	  { "ss -ltnp 'sport = :6379'    # on 10.20.0.4", "vpcprobe listeners 6379" } },
+	{ "tcp://10.20.0.4:8080", NULL, VP_VERDICT_LOCALHOST_ONLY, "10.20.0.4", 8080, 2,
+	  { "ss -ltnp 'sport = :8080'", NULL } },
+	{ "tcp://10.20.0.4:8080", NULL, VP_VERDICT_UNREACHABLE, "10.20.0.4", 8080, 2,
+	  { "ip route get 10.20.0.4", "traceroute -T -p 8080 10.20.0.4" } },
+	{ "https://api.internal/healthz", NULL, VP_VERDICT_DNS_ERROR, "", 443, 2,
+	  { "getent ahosts api.internal", "managed-zones list" } },
+	{ "https://api.internal/healthz", NULL, VP_VERDICT_TLS_ERROR, "10.1.2.3", 443, 1,
+	  { "openssl s_client -connect 10.1.2.3:443 -servername api.internal", NULL } },
+	{ "redis://10.20.0.4", NULL, VP_VERDICT_PROTOCOL_ERROR, "10.20.0.4", 6379, 1,
+	  { "redis-cli -h 10.20.0.4 -p 6379 PING", NULL } },
+	{ "postgres://10.20.0.3", NULL, VP_VERDICT_PROTOCOL_ERROR, "10.20.0.3", 5432, 1,
+	  { "psql \"host=10.20.0.3 port=5432\"", NULL } },
+	{ "http://10.0.0.1:8080/x?a=1", NULL, VP_VERDICT_PROTOCOL_ERROR, "10.0.0.1", 8080, 1,
+	  { "curl -sv --max-time 5 'http://10.0.0.1:8080/x?a=1'", NULL } },
+	{ "http://10.0.0.1:8080/it's", NULL, VP_VERDICT_PROTOCOL_ERROR, "10.0.0.1", 8080, 0,
+	  { NULL, NULL } },                                /* no quoting trouble: no command */
+	{ "tcp://10.0.0.1:1", NULL, VP_VERDICT_RESET, "10.0.0.1", 1, 1, { "nc -vz 10.0.0.1 1", NULL } },
+	{ "tcp://10.0.0.1:1", NULL, VP_VERDICT_LOCAL_ERROR, "10.0.0.1", 1, 2,
+	  { "LimitNOFILE", "ip route get 10.0.0.1" } },
+	{ "tcp://10.0.0.1:1", NULL, VP_VERDICT_OK, "10.0.0.1", 1, 0, { NULL, NULL } },
+};
+
+START_TEST(test_next_steps)
+{
+	const struct step_case *c = &step_cases[_i];
+	char steps[VP_STATUS_STEPS_MAX][VP_STATUS_STEP_MAX];
+	struct vp_probe_result r = { .port = c->port };
+	struct vp_target t = { .name = (char *)"t", .url_text = (char *)c->url };
+	char err[VP_ERR_MAX];
+	size_t n;
+
+	ck_assert_int_eq(vp_url_parse(c->url, &t.url, err, sizeof(err)), 0);
+	if (c->connector)
+		ck_assert_int_eq(vp_cidr_parse(c->connector, &t.connector_range, err, sizeof(err)), 0);
+	r.v.verdict = c->verdict;
+	snprintf(r.address, sizeof(r.address), "%s", c->address);
+	n = vp_status_next_steps(&t, &r, steps, VP_STATUS_STEPS_MAX);
+	ck_assert_uint_eq(n, c->n);
+	for (size_t i = 0; i < 2 && i < n; i++)
+		if (c->has[i])
+			ck_assert_msg(strstr(steps[i], c->has[i]) != NULL, "row %d step %zu: %s", _i, i,
+			              steps[i]);
+	ck_assert_uint_eq(vp_status_next_steps(&t, &r, steps, 1), n > 1 ? 1 : n);  /* bounded */
+}
+END_TEST
+
+/* ---- the page, the JSON and /metrics from a scheduler's state ---- */
+
+#define XSS_NAME "<img src=x onerror=alert(1)>"
+#define XSS_DETAIL "-ERR <script>alert('detail')</script>"
+#define XSS_HINT "</code><img src=y onerror=alert(2)>"
+
+static const char render_config[] =
+	"{\"agent\": {\"name\": \"diag <vm>\"},"
+	" \"targets\": ["
+	"  {\"name\": \"ok \\\"q\\\" \\\\ back\", \"url\": \"tcp://127.0.0.1:2\"},"
+	"  {\"name\": \"orders-db\", \"url\": \"tcp://10.20.0.3:5432\", \"connector_range\": \"10.8.0.0/28\"},"
+	"  {\"name\": \"not-yet\", \"url\": \"tcp://127.0.0.1:3\"},"
+	"  {\"name\": \"" "<img src=x onerror=alert(1)>" "\", \"url\": \"tcp://127.0.0.1:1\"},"
+	"  {\"name\": \"cache\", \"url\": \"redis://127.0.0.1:6379\"}"
+	" ]}";
+
+struct fixture {
+	uv_loop_t loop;
+	struct vp_config *cfg;
+	struct vp_scheduler *sched;
+	struct vp_status s;
+	struct vp_buf b;
+};
+
+static struct vp_scheduler *fixture_sched(void *arg)
+{
+	return ((struct fixture *)arg)->sched;
+}
+
+/* One finished run of target 'i': 'verdict' since 'changed_ago_ms'. */
+static void set_run(struct fixture *f, size_t i, enum vp_verdict verdict, const char *detail,
+                    const char *hint, int64_t changed_ago_ms)
+{
+	struct vp_sched_target *st = vp_scheduler_target(f->sched, i);
+	struct vp_probe_result *r = calloc(1, sizeof(*r));
+	struct vp_history_entry e = { .time_ms = vp_status_realtime_ms() - 1000,
+	                              .verdict = (uint8_t)verdict, .total_ms = 1.25f,
+	                              .n_addresses = 1, .n_ok = verdict == VP_VERDICT_OK };
+
+	ck_assert_ptr_nonnull(r);
+	r->v.verdict = verdict;
+	r->v.reason = verdict == VP_VERDICT_OK ? VP_REASON_CONNECTED :
+	              verdict == VP_VERDICT_TIMEOUT ? VP_REASON_SYN_NO_ANSWER : VP_REASON_RST_TO_SYN;
+	snprintf(r->v.detail, sizeof(r->v.detail), "%s", detail);
+	snprintf(r->v.hint, sizeof(r->v.hint), "%s", hint);
+	snprintf(r->address, sizeof(r->address), "%.45s", st->target->url.host);
+	r->port = st->target->url.port;
+	r->total_ms = 1.25;
+	r->connect_ms = -1;
+	r->dns_ms = -1;
+	r->protocol_ms = -1;
+	free(st->last);
+	st->last = r;
+	st->n_last = 1;
+	st->runs++;
+	st->verdict = verdict;
+	st->changed_ms = vp_status_realtime_ms() - changed_ago_ms;
+	vp_history_add(&st->history, &e);
+	vp_metrics_observe(f->s.metrics, st);
+}
+
+static void fixture_up(struct fixture *f)
+{
+	char err[4096];
+
+	memset(f, 0, sizeof(*f));
+	ck_assert_int_eq(uv_loop_init(&f->loop), 0);
+	ck_assert_msg(vp_config_load_string(render_config, "t.json", &f->cfg, err, sizeof(err)) == 0,
+	              "%s", err);
+	f->sched = vp_scheduler_new(&f->loop, f->cfg, NULL, NULL);
+	ck_assert_ptr_nonnull(f->sched);
+	f->s.src.scheduler = fixture_sched;
+	f->s.src.arg = f;
+	f->s.started_ms = vp_status_realtime_ms() - 3 * 3600 * 1000;
+	f->s.metrics = vp_metrics_new();
+	ck_assert_ptr_nonnull(f->s.metrics);
+	set_run(f, 0, VP_VERDICT_OK, "TCP handshake done", "", 3600 * 1000);
+	set_run(f, 1, VP_VERDICT_TIMEOUT, "no answer to SYN within 2000 ms", "A VPC firewall...",
+	        12 * MIN_MS + 5000);
+	set_run(f, 3, VP_VERDICT_REFUSED, "connection refused", "nothing listens", 40 * 1000);
+	set_run(f, 4, VP_VERDICT_PROTOCOL_ERROR, XSS_DETAIL, XSS_HINT, 1000);
+	vp_buf_init(&f->b, VP_STATUS_BODY_MAX);
+}
+
+static void on_closed(struct vp_scheduler *s, void *arg)
+{
+	(void)s;
+	*(bool *)arg = true;
+}
+
+static void fixture_down(struct fixture *f)
+{
+	bool closed = false;
+
+	vp_buf_done(&f->b);
+	vp_metrics_free(f->s.metrics);
+	vp_scheduler_stop(f->sched, on_closed, &closed);
+	ck_assert_int_eq(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+	ck_assert(closed);
+	vp_scheduler_free(f->sched);
+	vp_config_free(f->cfg);
+	ck_assert_int_eq(uv_loop_close(&f->loop), 0);
+}
+
+/* The order of two marks in the page. */
+#define ck_assert_lt(a, b) ck_assert_msg((a) < (b), "out of order")
+
+static size_t count(const char *hay, const char *needle)
+{
+	size_t n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
+static const char *after(const char *hay, const char *needle)
+{
+	const char *p = strstr(hay, needle);
+
+	ck_assert_msg(p != NULL, "'%s' is missing", needle);
+	return p;
+}
+
+START_TEST(test_page)
+{
+	struct fixture f;
+	const char *p;
+
+	fixture_up(&f);
+	ck_assert_int_eq(vp_status_page(&f.s, &f.b), 0);
+	p = f.b.data;
+	/* Nothing hostile comes through as markup... */
+	ck_assert_ptr_null(strstr(p, "<img"));
+	ck_assert_uint_eq(count(p, "<script"), 1);
+	ck_assert_ptr_null(strstr(p, "</code><img"));
+	/* ...and all of it shows as text. */
+	after(p, "&lt;img src=x onerror=alert(1)&gt;");
+	after(p, "href=\"/target/%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E\"");
+	after(p, "-ERR &lt;script&gt;alert(&#39;detail&#39;)&lt;/script&gt;");
+	after(p, "&lt;/code&gt;&lt;img src=y onerror=alert(2)&gt;");
+	after(p, "vpcprobe \xc2\xb7 <span class=\"agent\">diag &lt;vm&gt;</span>");
+	after(p, "ok &quot;q&quot; \\ back");
+	/* The header: counts, uptime, delivery. */
+	after(p, "<span class=\"cnt bad\">3 failing</span>");
+	after(p, "<span class=\"cnt\">1 timeout</span>");
+	after(p, "<span class=\"cnt\">1 pending</span>");
+	after(p, "<span class=\"cnt good\">1 ok</span>");
+	after(p, "up <span id=\"uptime\">3 h</span>");
+	after(p, "<span id=\"delivery\">no collector</span>");
+	after(p, "<title>\xe2\x9c\x95 3 failing \xc2\xb7 vpcprobe diag &lt;vm&gt;</title>");
+	/* Failing first (config order), then pending, then ok. */
+	ck_assert_lt(after(p, "data-name=\"orders-db\""), after(p, "data-name=\"&lt;img"));
+	ck_assert_lt(after(p, "data-name=\"&lt;img"), after(p, "data-name=\"cache\""));
+	ck_assert_lt(after(p, "data-name=\"cache\""), after(p, "data-name=\"not-yet\""));
+	ck_assert_lt(after(p, "data-name=\"not-yet\""), after(p, "data-name=\"ok &quot;"));
+	/* Badges read without colour; times and next steps are this target's. */
+	after(p, "<span class=\"bt\">TIMEOUT</span>");
+	after(p, "<span class=\"bt\">PROTOCOL ERROR</span>");
+	after(p, "<span class=\"bt\">PENDING</span>");
+	after(p, "<span class=\"bt\">OK</span>");
+	after(p, "failing for 12 min");
+	after(p, "ok for 1 h");
+	after(p, "not probed yet");
+	after(p, "--source-ranges=10.8.0.0/28 --destination-ranges=10.20.0.3/32");
+	after(p, "redis-cli -h 127.0.0.1 -p 6379 PING");
+	after(p, "<noscript><meta http-equiv=\"refresh\" content=\"10\"></noscript>");
+	ck_assert_uint_eq(count(p, "<svg class=\"spark\""), 5);
+	fixture_down(&f);
+}
+END_TEST
+
+START_TEST(test_target_page)
+{
+	struct fixture f;
+	const char *p;
+
+	fixture_up(&f);
+	ck_assert_int_eq(vp_status_target_page(&f.s, XSS_NAME, &f.b), 0);
+	p = f.b.data;
+	ck_assert_ptr_null(strstr(p, "<img"));
+	ck_assert_ptr_null(strstr(p, "<script"));
+	after(p, "<title>&lt;img src=x onerror=alert(1)&gt; \xc2\xb7 vpcprobe diag &lt;vm&gt;</title>");
+	after(p, "<h2>Raw last records</h2>\n<pre>{\n  &quot;time&quot;: ");
+	after(p, "&quot;target&quot;: &quot;&lt;img src=x onerror=alert(1)&gt;&quot;");
+	after(p, "<h2>History, newest first (1 runs kept");
+	vp_buf_done(&f.b);
+	vp_buf_init(&f.b, VP_STATUS_BODY_MAX);
+	ck_assert_int_eq(vp_status_target_page(&f.s, "<b>nope</b>", &f.b), -ENOENT);
+	after(f.b.data, "No target is named <b>&lt;b&gt;nope&lt;/b&gt;</b>");
+	vp_buf_done(&f.b);
+	vp_buf_init(&f.b, VP_STATUS_BODY_MAX);
+	ck_assert_int_eq(vp_status_target_page(&f.s, "cache", &f.b), 0);
+	after(f.b.data, "-ERR &lt;script&gt;");
+	after(f.b.data, "&quot;detail&quot;: &quot;-ERR &lt;script&gt;alert(&#39;detail&#39;)");
+	fixture_down(&f);
+}
+END_TEST
+
+START_TEST(test_json)
+{
+	struct fixture f;
+	json_error_t jerr;
+	json_t *doc, *t;
+
+	fixture_up(&f);
+	ck_assert_int_eq(vp_status_json(&f.s, &f.b), 0);
+	doc = json_loads(f.b.data, 0, &jerr);
+	ck_assert_msg(doc != NULL, "%s: %s", jerr.text, f.b.data);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(doc, "agent"), "name")),
+	                 "diag <vm>");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(doc, "counts"), "timeout")), 1);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(doc, "counts"), "pending")), 1);
+	ck_assert(json_is_false(json_object_get(doc, "ready")));
+	ck_assert_int_eq(json_integer_value(json_object_get(doc, "targets_omitted")), 0);
+	ck_assert_uint_eq(json_array_size(json_object_get(doc, "targets")), 5);
+	t = json_array_get(json_object_get(doc, "targets"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(t, "name")), "orders-db");
+	ck_assert_str_eq(json_string_value(json_object_get(t, "state")), "failing");
+	ck_assert_str_eq(json_string_value(json_object_get(t, "verdict")), "timeout");
+	ck_assert_str_eq(json_string_value(json_object_get(t, "reason")), "syn_no_answer");
+	ck_assert_str_eq(json_string_value(json_object_get(t, "since_text")), "failing for 12 min");
+	ck_assert_str_eq(json_string_value(json_object_get(t, "connector_range")), "10.8.0.0/28");
+	ck_assert_uint_eq(json_array_size(json_object_get(t, "next_steps")), 2);
+	ck_assert_uint_eq(json_array_size(json_object_get(json_object_get(t, "sparkline"), "ms")),
+	                  VP_SPARK_BUCKETS);
+	t = json_array_get(json_object_get(doc, "targets"), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(t, "detail")), XSS_DETAIL);
+	t = json_array_get(json_object_get(doc, "targets"), 3);
+	ck_assert_str_eq(json_string_value(json_object_get(t, "state")), "pending");
+	ck_assert(json_is_null(json_object_get(t, "verdict")));
+	json_decref(doc);
+	fixture_down(&f);
+}
+END_TEST
+
+START_TEST(test_metrics)
+{
+	struct vp_metrics_extra x = { .reports_spooled_bytes = 42 };
+	struct fixture f;
+	const char *p;
+
+	fixture_up(&f);
+	/* A second run of orders-db: counters add up, gauges show the last. */
+	set_run(&f, 1, VP_VERDICT_OK, "TCP handshake done", "", 0);
+	ck_assert_int_eq(vp_metrics_render(f.s.metrics, f.sched, &x, &f.b), 0);
+	p = f.b.data;
+	after(p, "# HELP vpcprobe_probe_success ");
+	after(p, "not probes run at scrape time.\n# TYPE vpcprobe_probe_success gauge\n");
+	after(p, "vpcprobe_probe_success{target=\"orders-db\",kind=\"tcp\",address=\"10.20.0.3\","
+	      "port=\"5432\"} 1\n");
+	after(p, "vpcprobe_probe_success{target=\"ok \\\"q\\\" \\\\ back\",kind=\"tcp\","
+	      "address=\"127.0.0.1\",port=\"2\"} 1\n");
+	after(p, "vpcprobe_probe_success{target=\"cache\",kind=\"redis\",address=\"127.0.0.1\","
+	      "port=\"6379\"} 0\n");
+	ck_assert_ptr_null(strstr(p, "target=\"not-yet\""));       /* no run: no series */
+	after(p, "# TYPE vpcprobe_probes_total counter\n");
+	after(p, "vpcprobe_probes_total{target=\"orders-db\",verdict=\"ok\"} 1\n");
+	after(p, "vpcprobe_probes_total{target=\"orders-db\",verdict=\"timeout\"} 1\n");
+	after(p, "# TYPE vpcprobe_probe_duration_seconds histogram\n");
+	after(p, "vpcprobe_probe_duration_seconds_bucket{target=\"orders-db\",le=\"0.001\"} 0\n");
+	after(p, "vpcprobe_probe_duration_seconds_bucket{target=\"orders-db\",le=\"0.0025\"} 2\n");
+	after(p, "vpcprobe_probe_duration_seconds_bucket{target=\"orders-db\",le=\"+Inf\"} 2\n");
+	after(p, "vpcprobe_probe_duration_seconds_sum{target=\"orders-db\"} 0.002500\n");
+	after(p, "vpcprobe_probe_duration_seconds_count{target=\"orders-db\"} 2\n");
+	after(p, "# TYPE vpcprobe_probe_last_timestamp_seconds gauge\n");
+	after(p, "vpcprobe_reports_spooled_bytes 42\n");
+	after(p, "# TYPE vpcprobe_reports_dropped_total counter\nvpcprobe_reports_dropped_total 0\n");
+	after(p, "vpcprobe_build_info{version=\"");
+	ck_assert_uint_eq(count(p, "# HELP "), 7);
+	ck_assert_uint_eq(count(p, "# TYPE "), 7);
+	fixture_down(&f);
+}
+END_TEST
+
+static Suite *status_suite(void)
+{
+	Suite *s = suite_create("status");
+	TCase *text = tcase_create("text");
+	TCase *http = tcase_create("http");
+	TCase *render = tcase_create("render");
+
+	tcase_add_loop_test(text, test_html_escape, 0, N_ELEMS(html_cases));
+	tcase_add_loop_test(text, test_url_encode, 0, N_ELEMS(url_cases));
+	tcase_add_loop_test(text, test_prom_label, 0, N_ELEMS(prom_cases));
+	tcase_add_test(text, test_buf_limit);
+	tcase_add_loop_test(text, test_since, 0, N_ELEMS(since_cases));
+	tcase_add_loop_test(text, test_fmt_ms, 0, N_ELEMS(ms_cases));
+	tcase_add_loop_test(text, test_sparkline, 0, N_ELEMS(spark_cases));
+	tcase_add_loop_test(http, test_route, 0, N_ELEMS(route_cases));
+	tcase_add_loop_test(http, test_auth, 0, N_ELEMS(auth_cases));
+	tcase_add_loop_test(http, test_stall, 0, N_ELEMS(stall_cases));
+	tcase_add_loop_test(http, test_listen_policy, 0, N_ELEMS(listen_cases));
+	tcase_add_loop_test(render, test_next_steps, 0, N_ELEMS(step_cases));
+	tcase_add_test(render, test_page);
+	tcase_add_test(render, test_target_page);
+	tcase_add_test(render, test_json);
+	tcase_add_test(render, test_metrics);
+	suite_add_tcase(s, text);
+	suite_add_tcase(s, http);
+	suite_add_tcase(s, render);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(status_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -133,17 +133,23 @@ void vp_status_delivery_of(struct vp_status *s, struct vp_status_delivery *out)
 void vp_status_delivery_text(const struct vp_status *s, const struct vp_status_delivery *d,
                              char *buf, size_t len)
 {
+	char dropped[48] = "";
+
+	if (d->dropped_total > 0)
+		snprintf(dropped, sizeof(dropped), ", %llu dropped", (unsigned long long)d->dropped_total);
 	if (!s->collector)
 		snprintf(buf, len, "no collector");
 	else if (!d->known)
 		snprintf(buf, len, "collector configured; delivery state not available");
 	else if (d->ok)
-		snprintf(buf, len, "collector ok, %llu bytes spooled",
-		         (unsigned long long)d->spooled_bytes);
+		snprintf(buf, len, "collector ok, %llu bytes spooled%s",
+		         (unsigned long long)d->spooled_bytes, dropped);
+	else if (d->last_error[0] == '\0')
+		snprintf(buf, len, "collector: no batch acknowledged yet, %llu bytes spooled%s",
+		         (unsigned long long)d->spooled_bytes, dropped);
 	else
-		snprintf(buf, len, "collector failing: %s; %llu bytes spooled",
-		         d->last_error[0] ? d->last_error : "no answer",
-		         (unsigned long long)d->spooled_bytes);
+		snprintf(buf, len, "collector failing: %s; %llu bytes spooled%s", d->last_error,
+		         (unsigned long long)d->spooled_bytes, dropped);
 }
 
 static json_t *head_json(struct vp_status *s, struct vp_scheduler *sched, int64_t now)

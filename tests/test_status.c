@@ -494,6 +494,35 @@ START_TEST(test_next_steps)
 }
 END_TEST
 
+/* ---- the delivery state in the header ---- */
+
+struct delivery_case {
+	bool collector;
+	struct vp_status_delivery d;
+	const char *text;
+};
+
+static const struct delivery_case delivery_cases[] = {
+	{ false, { .known = true, .ok = true }, "no collector" },
+	{ true, { .known = false }, "collector configured; delivery state not available" },
+	{ true, { .known = true, .ok = true, .spooled_bytes = 512 }, "collector ok, 512 bytes spooled" },
+	{ true, { .known = true, .spooled_bytes = 3 },
+	  "collector: no batch acknowledged yet, 3 bytes spooled" },
+	{ true, { .known = true, .spooled_bytes = 9, .dropped_total = 2, .last_error = "HTTP 503" },
+	  "collector failing: HTTP 503; 9 bytes spooled, 2 dropped" },
+};
+
+START_TEST(test_delivery_text)
+{
+	const struct delivery_case *c = &delivery_cases[_i];
+	struct vp_status s = { .collector = c->collector };
+	char buf[VP_DETAIL_MAX + 96];
+
+	vp_status_delivery_text(&s, &c->d, buf, sizeof(buf));
+	ck_assert_str_eq(buf, c->text);
+}
+END_TEST
+
 /* ---- the page, the JSON and /metrics from a scheduler's state ---- */
 
 #define XSS_NAME "<img src=x onerror=alert(1)>"
@@ -788,6 +817,7 @@ static Suite *status_suite(void)
 	tcase_add_loop_test(http, test_stall, 0, N_ELEMS(stall_cases));
 	tcase_add_loop_test(http, test_listen_policy, 0, N_ELEMS(listen_cases));
 	tcase_add_loop_test(render, test_next_steps, 0, N_ELEMS(step_cases));
+	tcase_add_loop_test(render, test_delivery_text, 0, N_ELEMS(delivery_cases));
 	tcase_add_test(render, test_page);
 	tcase_add_test(render, test_target_page);
 	tcase_add_test(render, test_json);

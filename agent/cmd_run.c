@@ -9,6 +9,7 @@
 #include "agent/cli.h"
 #include "agent/limits.h"
 #include "agent/log.h"
+#include "agent/reporter.h"
 #include "agent/scheduler.h"
 #include "agent/status.h"
 
@@ -45,6 +46,8 @@ struct daemon {
 	struct vp_config *old_cfg;        /* owned while the old scheduler closes */
 	struct vp_scheduler *old_sched;   /* owned, closing */
 	struct vp_status *status;         /* owned: the status endpoints */
+	struct vp_reporter *reporter;     /* owned, NULL without a collector; frees itself on close */
+	struct vp_delivery_stats delivery; /* the spool's and the reporter's counts */
 	uv_signal_t sig_hup, sig_term, sig_int;
 	uv_timer_t watchdog;              /* active only under WatchdogSec= */
 	uv_timer_t grace;                 /* bounds the stop */
@@ -78,6 +81,7 @@ static void on_result(struct vp_sched_target *st, void *arg)
 		             (unsigned)st->last[i].port, vp_verdict_name(st->last[i].v.verdict),
 		             vp_verdict_reason(&st->last[i].v), st->last[i].v.detail);
 	vp_status_observe(d->status, st);
+	vp_reporter_add_run(d->reporter, st);
 	if (st->sched == d->sched)
 		notify_status(d);
 }
@@ -89,6 +93,32 @@ static void on_old_closed(struct vp_scheduler *s, void *arg)
 	(void)s;
 	d->old_sched = vp_scheduler_free(d->old_sched);
 	d->old_cfg = vp_config_free(d->old_cfg);
+}
+
+/* SIGHUP: the reporter stays when the collector settings are the same;
+ * otherwise it is replaced (a batch in flight stays in the spool). A new
+ * one that cannot start (an unreadable token file, say) fails the reload
+ * and the running settings are taken up again. */
+static int reload_reporter(struct daemon *d, const struct vp_config *cfg)
+{
+	char err[VP_ERR_MAX];
+
+	if ((d->reporter && cfg->collector.url && vp_reporter_same(d->reporter, cfg)) ||
+	    (!d->reporter && !cfg->collector.url))
+		return 0;
+	vp_reporter_close(d->reporter, false); /* lets go of the spool's lock at once */
+	d->reporter = NULL;
+	if (!cfg->collector.url)
+		return 0;
+	if (vp_reporter_new(&d->loop, cfg, &d->delivery, &d->reporter, err, sizeof(err)) == 0) {
+		vp_log_info("reload: collector '%s'", cfg->collector.url);
+		return 0;
+	}
+	vp_log_err("reload: %s", err);
+	if (d->cfg->collector.url &&
+	    vp_reporter_new(&d->loop, d->cfg, &d->delivery, &d->reporter, err, sizeof(err)) < 0)
+		vp_log_err("reload: %s; results are not delivered until a reload works", err);
+	return -EINVAL;
 }
 
 /* SIGHUP: the new configuration is validated first; a bad one changes
@@ -114,6 +144,11 @@ static void reload(struct daemon *d)
 		for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
 			vp_log_err("reload: %s", line);
 		vp_log_err("reload: keeping the running configuration");
+		return;
+	}
+	if (reload_reporter(d, cfg) < 0) {
+		vp_log_err("reload: keeping the running configuration");
+		vp_config_free(cfg);
 		return;
 	}
 	s = vp_scheduler_new(&d->loop, cfg, on_result, d);
@@ -166,6 +201,8 @@ static void stop(struct daemon *d, int signum)
 	vp_log_info("stopping on %s", strsignal(signum));
 	uv_timer_start(&d->grace, on_grace, VP_STOP_GRACE_MS, 0);
 	vp_scheduler_stop(d->sched, on_sched_closed, d);
+	vp_reporter_close(d->reporter, true);
+	d->reporter = NULL;
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -281,6 +318,13 @@ int vp_cmd_run(int argc, char **argv)
 		vp_log_err("uv_loop_init failed");
 		vp_config_free(d.cfg);
 		return VP_EXIT_NOT_OK;
+	}
+	if (d.cfg->collector.url &&
+	    vp_reporter_new(&d.loop, d.cfg, &d.delivery, &d.reporter, err, sizeof(err)) < 0) {
+		vp_log_err("%s", err);
+		vp_config_free(d.cfg);
+		(void)uv_loop_close(&d.loop); /* nothing was started on it */
+		return VP_EXIT_USAGE;
 	}
 	d.sched = vp_scheduler_new(&d.loop, d.cfg, on_result, &d);
 	if (!d.sched || start_signals(&d) < 0) {

@@ -28,18 +28,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common.h"
+
 #define NONE      UINT32_MAX  /* list end / the timerfd's epoll tag */
 #define MAXEVENTS 1024
 
-struct opts {
-	struct sockaddr_storage addr;
-	socklen_t addrlen;
-	uint16_t port_lo, port_hi;
-	uint64_t count;
-	uint32_t in_flight;
-	uint32_t timeout_ms;
-	bool json;
-};
 
 struct slot {
 	int fd;
@@ -48,7 +41,7 @@ struct slot {
 };
 
 struct bench {
-	const struct opts *o;
+	const struct bench_opts *o;
 	int ep, tfd;
 	struct slot *slots;    /* owned, o->in_flight of them */
 	uint32_t *free_stack;  /* owned: indices of unused slots */
@@ -71,111 +64,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void usage(void)
-{
-	fprintf(stderr, "usage: epoll-baseline --addr ADDR --ports LO-HI --count N "
-	        "--in-flight K --timeout-ms T [--json]\n");
-	exit(2);
-}
-
-static uint64_t parse_u64(const char *name, const char *s, uint64_t min, uint64_t max)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
-		fprintf(stderr, "epoll-baseline: %s: '%s' not in %" PRIu64 "..%" PRIu64 "\n",
-		        name, s, min, max);
-		exit(2);
-	}
-	return v;
-}
-
-static void parse_ports(const char *s, struct opts *o)
-{
-	char buf[32];
-	char *dash;
-
-	if (strlen(s) >= sizeof(buf))
-		usage();
-	memcpy(buf, s, strlen(s) + 1);
-	dash = strchr(buf, '-');
-	if (dash != NULL)
-		*dash = '\0';
-	o->port_lo = (uint16_t)parse_u64("--ports", buf, 1, 65535);
-	o->port_hi = dash != NULL ? (uint16_t)parse_u64("--ports", dash + 1, 1, 65535) : o->port_lo;
-	if (o->port_hi < o->port_lo) {
-		fprintf(stderr, "epoll-baseline: --ports: '%s': HI below LO\n", s);
-		exit(2);
-	}
-}
-
-static void parse_addr(const char *s, struct opts *o)
-{
-	struct sockaddr_in *in4 = (struct sockaddr_in *)&o->addr;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&o->addr;
-
-	memset(&o->addr, 0, sizeof(o->addr));
-	if (inet_pton(AF_INET, s, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		o->addrlen = sizeof(*in4);
-	} else if (inet_pton(AF_INET6, s, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		o->addrlen = sizeof(*in6);
-	} else {
-		fprintf(stderr, "epoll-baseline: --addr: '%s' is not an IPv4 or IPv6 address\n", s);
-		exit(2);
-	}
-}
-
-static void parse_args(int argc, char **argv, struct opts *o)
-{
-	bool have_addr = false, have_ports = false;
-
-	memset(o, 0, sizeof(*o));
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (strcmp(a, "--json") == 0) {
-			o->json = true;
-			continue;
-		}
-		if (i + 1 >= argc)
-			usage();
-		if (strcmp(a, "--addr") == 0) {
-			parse_addr(argv[++i], o);
-			have_addr = true;
-		} else if (strcmp(a, "--ports") == 0) {
-			parse_ports(argv[++i], o);
-			have_ports = true;
-		} else if (strcmp(a, "--count") == 0) {
-			o->count = parse_u64(a, argv[++i], 1, 100000000);
-		} else if (strcmp(a, "--in-flight") == 0) {
-			o->in_flight = (uint32_t)parse_u64(a, argv[++i], 1, 1000000);
-		} else if (strcmp(a, "--timeout-ms") == 0) {
-			o->timeout_ms = (uint32_t)parse_u64(a, argv[++i], 1, 600000);
-		} else {
-			usage();
-		}
-	}
-	if (!have_addr || !have_ports || o->count == 0 || o->in_flight == 0 || o->timeout_ms == 0)
-		usage();
-}
-
-/* Up to the hard limit: 16,000 sockets in flight need more than the usual
- * soft limit of 1,024. Failure is not fatal; socket() will say EMFILE. */
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-		return;
-	rl.rlim_cur = rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-		perror("epoll-baseline: setrlimit(RLIMIT_NOFILE), ignoring");
-}
 
 static void fifo_append(struct bench *b, uint32_t i)
 {
@@ -245,7 +133,7 @@ static void slot_end(struct bench *b, uint32_t i, bool expired)
 
 static void probe_start(struct bench *b)
 {
-	const struct opts *o = b->o;
+	const struct bench_opts *o = b->o;
 	struct sockaddr_storage sa = o->addr;
 	uint32_t i;
 	uint64_t t;
@@ -322,7 +210,7 @@ static void expire(struct bench *b)
 static void run(struct bench *b)
 {
 	static struct epoll_event evs[MAXEVENTS];
-	const struct opts *o = b->o;
+	const struct bench_opts *o = b->o;
 
 	while (b->done < o->count) {
 		while (b->nfree > 0 && b->started < o->count)
@@ -355,69 +243,26 @@ static void run(struct bench *b)
 	}
 }
 
-static int cmp_i64(const void *a, const void *b)
+static void report(struct bench *b)
 {
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	struct bench_counts c = {
+		.done = b->done, .ok = b->ok, .refused = b->refused, .timeout = b->timeout,
+		.other = b->other, .late_ns = b->late_ns, .t_first_ns = b->t_first, .t_last_ns = b->t_last,
+	};
 
-	return (x > y) - (x < y);
-}
-
-/* Nearest rank on a sorted array. */
-static double pct_ms(const int64_t *v, uint64_t n, double p)
-{
-	uint64_t r = (uint64_t)(p / 100.0 * (double)n + 0.999999999);
-
-	if (r < 1)
-		r = 1;
-	if (r > n)
-		r = n;
-	return (double)v[r - 1] / 1e6;
-}
-
-static void report(const struct bench *b)
-{
-	const struct opts *o = b->o;
-	struct rusage ru;
-	double wall, user, sys;
-	char late[256];
-
-	(void)getrusage(RUSAGE_SELF, &ru); /* cannot fail for RUSAGE_SELF */
-	wall = (double)(b->t_last - b->t_first) / 1e9;
-	user = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6;
-	sys = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-	if (b->timeout > 0) {
-		qsort(b->late_ns, b->timeout, sizeof(*b->late_ns), cmp_i64);
-		snprintf(late, sizeof(late), "{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f,\"min\":%.3f}",
-		         pct_ms(b->late_ns, b->timeout, 50), pct_ms(b->late_ns, b->timeout, 99),
-		         (double)b->late_ns[b->timeout - 1] / 1e6, (double)b->late_ns[0] / 1e6);
-	} else {
-		snprintf(late, sizeof(late), "null");
-	}
 	if (b->first_other_err != 0)
 		fprintf(stderr, "epoll-baseline: %" PRIu64 " probes ended otherwise, the first with: %s\n",
 		        b->other, strerror(b->first_other_err));
-	printf(o->json ? "{\"program\":\"epoll-baseline\",\"probes\":%" PRIu64 ",\"wall_s\":%.6f,"
-	                 "\"probes_per_s\":%.1f,\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,"
-	                 "\"cpu_s_per_1000\":%.5f,\"peak_rss_kb\":%ld,\"refused\":%" PRIu64 ","
-	                 "\"ok\":%" PRIu64 ",\"timeout\":%" PRIu64 ",\"other\":%" PRIu64 ","
-	                 "\"lateness_ms\":%s}\n"
-	               : "program epoll-baseline\nprobes %" PRIu64 "\nwall_s %.6f\n"
-	                 "probes_per_s %.1f\ncpu_user_s %.3f\ncpu_sys_s %.3f\n"
-	                 "cpu_s_per_1000 %.5f\npeak_rss_kb %ld\nrefused %" PRIu64 "\n"
-	                 "ok %" PRIu64 "\ntimeout %" PRIu64 "\nother %" PRIu64 "\n"
-	                 "lateness_ms %s\n",
-	       b->done, wall, wall > 0 ? (double)b->done / wall : 0.0, user, sys,
-	       (user + sys) * 1000.0 / (double)b->done, ru.ru_maxrss, b->refused, b->ok,
-	       b->timeout, b->other, late);
+	bench_report("epoll-baseline", b->o, &c);
 }
 
 int main(int argc, char **argv)
 {
-	struct opts o;
+	struct bench_opts o;
 	struct bench b = { 0 };
 
-	parse_args(argc, argv, &o);
-	raise_nofile();
+	bench_parse_args("epoll-baseline", argc, argv, &o);
+	bench_raise_nofile("epoll-baseline");
 	b.o = &o;
 	b.head = b.tail = NONE;
 	b.next_port = o.port_lo;

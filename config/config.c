@@ -389,6 +389,33 @@ static void parse_dns_servers(struct loader *ld, const char *path, json_t *v, vo
 	                                 &cfg->n_dns_servers, load_dns_server, NULL);
 }
 
+/* The base address of the Compute Engine metadata server, for tests that
+ * serve its paths themselves; null (the default) asks the real one, and
+ * only on Compute Engine. */
+static void parse_metadata_url(struct loader *ld, const char *path, json_t *v, void *dst,
+                               const struct field *f)
+{
+	struct vp_config *cfg = dst;
+	struct vp_url url;
+	char msg[VP_ERR_MAX];
+	const char *s;
+
+	if (json_is_null(v))
+		return;
+	if (!expect_type(ld, path, v, JSON_STRING))
+		return;
+	s = json_string_value(v);
+	if (vp_url_parse(s, &url, msg, sizeof(msg)) < 0) {
+		report(ld, path, "%s", msg);
+		return;
+	}
+	if (url.kind != VP_KIND_HTTP) {
+		report(ld, path, "'%.80s': the metadata server is reached over http://", s);
+		return;
+	}
+	set_string(ld, path, &cfg->metadata_url, s);
+}
+
 static const struct field agent_fields[] = {
 	F_STR("name", struct vp_config, agent_name, 1, VP_NAME_MAX),
 	F_CUSTOM("status_listen", struct vp_config, status_listen, parse_listen),
@@ -396,6 +423,7 @@ static const struct field agent_fields[] = {
 	F_STR("state_dir", struct vp_config, state_dir, 1, FILE_PATH_LEN_MAX),
 	F_CUSTOM("dns_servers", struct vp_config, dns_servers, parse_dns_servers),
 	F_UINT("max_in_flight", struct vp_config, max_in_flight, 1, VP_IN_FLIGHT_MAX),
+	F_CUSTOM("metadata_url", struct vp_config, metadata_url, parse_metadata_url),
 };
 
 static void load_agent(struct loader *ld, const char *path, json_t *v, struct vp_config *cfg)
@@ -764,6 +792,10 @@ static const struct field collector_fields[] = {
 	F_CUSTOM("format", struct vp_collector, format, parse_format),
 	F_STR("token_file", struct vp_collector, token_file, 1, FILE_PATH_LEN_MAX),
 	F_UINT("spool_max_mb", struct vp_collector, spool_max_mb, 1, SPOOL_MAX_MB_MAX),
+	F_STR("ca_file", struct vp_collector, ca_file, 1, FILE_PATH_LEN_MAX),
+	F_UINT("batch_max", struct vp_collector, batch_max, 1, VP_REPORT_BATCH_MAX),
+	F_UINT("timeout_ms", struct vp_collector, timeout_ms, VP_REPORT_TIMEOUT_MS_MIN,
+	       VP_REPORT_TIMEOUT_MS_MAX),
 };
 
 static void load_collector(struct loader *ld, const char *path, json_t *v, struct vp_config *cfg)
@@ -851,6 +883,8 @@ static struct vp_config *config_new(const char *source)
 	cfg->timeout_ms = VP_TIMEOUT_MS_DEFAULT;
 	cfg->collector.format = VP_COLLECTOR_JSON;
 	cfg->collector.spool_max_mb = SPOOL_MAX_MB_DEFAULT;
+	cfg->collector.batch_max = VP_REPORT_BATCH_DEFAULT;
+	cfg->collector.timeout_ms = VP_REPORT_TIMEOUT_MS_DEFAULT;
 	if (host_name(&cfg->agent_name) < 0 || cfg->source == NULL ||
 	    cfg->status_listen == NULL || cfg->state_dir == NULL)
 		return vp_config_free(cfg);
@@ -1057,6 +1091,8 @@ struct vp_config *vp_config_free(struct vp_config *cfg)
 	free(cfg->beacons);
 	free(cfg->collector.url);
 	free(cfg->collector.token_file);
+	free(cfg->collector.ca_file);
+	free(cfg->metadata_url);
 	free(cfg);
 	return NULL;
 }

@@ -67,6 +67,9 @@ struct vp_collector {
 	enum vp_collector_format format;
 	char *token_file;      /* owned, may be NULL */
 	uint32_t spool_max_mb;
+	char *ca_file;         /* owned, NULL: the system's CA bundle */
+	uint32_t batch_max;    /* results per batch */
+	uint32_t timeout_ms;   /* one POST, connect included */
 };
 
 struct vp_config {
@@ -79,6 +82,7 @@ struct vp_config {
 	char **dns_servers;    /* owned array of owned strings */
 	size_t n_dns_servers;
 	uint32_t max_in_flight; /* agent.max_in_flight */
+	char *metadata_url;    /* owned: agent.metadata_url, NULL: the metadata server (on GCE) */
 
 	uint32_t interval_s;   /* defaults.interval_s */
 	uint32_t timeout_ms;   /* defaults.timeout_ms */

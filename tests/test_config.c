@@ -71,7 +71,8 @@ static const struct bad_case bad_cases[] = {
 	{ "{'agent': []}", 1, NULL, { SRC "agent: expected an object, got an array" } },
 	{ "{'agent': null}", 1, NULL, { "agent: expected an object, got null" } },
 	{ "{'agent': {'colour': 'red'}}", 1, NULL, { SRC "agent.colour: unknown key (known: name, "
-	  "status_listen, status_token_file, state_dir, dns_servers, max_in_flight)" } },
+	  "status_listen, status_token_file, state_dir, dns_servers, max_in_flight, "
+	  "metadata_url)" } },
 	{ "{'agent': {'\\u0001x': 1}}", 1, NULL, { "agent.?x: unknown key" } },
 	{ "{'agent': {'" L100 "': 1}}", 1, NULL, { "agent." L10 L10 L10 L10 L10 L10 "abcd...: unknown" } },
 	{ "{'agent': {'name': 5}}", 1, NULL, { SRC "agent.name: expected a string, got an integer" } },
@@ -110,6 +111,15 @@ static const struct bad_case bad_cases[] = {
 	{ "{'agent': {'max_in_flight': 1.5}}", 1, NULL,
 	  { "agent.max_in_flight: expected an integer, got a real number" } },
 	{ "{'agent': {'max_in_flight': '10'}}", 1, NULL, { "expected an integer, got a string" } },
+	{ "{'agent': {'metadata_url': 5}}", 1, NULL,
+	  { SRC "agent.metadata_url: expected a string, got an integer" } },
+	{ "{'agent': {'metadata_url': 'https://169.254.169.254'}}", 1, NULL,
+	  { SRC "agent.metadata_url: 'https://169.254.169.254': the metadata server is reached "
+	  "over http://" } },
+	{ "{'agent': {'metadata_url': 'tcp://127.0.0.1:80'}}", 1, NULL,
+	  { "agent.metadata_url: 'tcp://127.0.0.1:80': the metadata server is reached over http://" } },
+	{ "{'agent': {'metadata_url': 'http://'}}", 1, NULL,
+	  { "agent.metadata_url: 'http://': missing host" } },
 	{ "{'agent': {'max_in_flight': false}}", 1, NULL, { "expected an integer, got false" } },
 	/* defaults */
 	{ "{'defaults': []}", 1, NULL, { "defaults: expected an object, got an array" } },
@@ -311,7 +321,26 @@ static const struct bad_case bad_cases[] = {
 	{ "{'collector': {'url': 'https://c/', 'spool_max_mb': 65537}}", 1, NULL,
 	  { "65537 not in 1..65536" } },
 	{ "{'collector': {'url': 'https://c/', 'batch': 10}}", 1, NULL,
-	  { "collector.batch: unknown key (known: url, format, token_file, spool_max_mb)" } },
+	  { "collector.batch: unknown key (known: url, format, token_file, spool_max_mb, ca_file, "
+	  "batch_max, timeout_ms)" } },
+	{ "{'collector': {'url': 'https://c/', 'ca_file': ''}}", 1, NULL,
+	  { SRC "collector.ca_file: empty string; expected 1..4095 bytes" } },
+	{ "{'collector': {'url': 'https://c/', 'ca_file': null}}", 1, NULL,
+	  { "collector.ca_file: expected a string, got null" } },
+	{ "{'collector': {'url': 'https://c/', 'ca_file': 'a\\u0001'}}", 1, NULL,
+	  { "collector.ca_file: control character at byte 1" } },
+	{ "{'collector': {'url': 'https://c/', 'batch_max': 0}}", 1, NULL,
+	  { SRC "collector.batch_max: 0 not in 1..10000" } },
+	{ "{'collector': {'url': 'https://c/', 'batch_max': 10001}}", 1, NULL,
+	  { "collector.batch_max: 10001 not in 1..10000" } },
+	{ "{'collector': {'url': 'https://c/', 'batch_max': '5'}}", 1, NULL,
+	  { "collector.batch_max: expected an integer, got a string" } },
+	{ "{'collector': {'url': 'https://c/', 'timeout_ms': 99}}", 1, NULL,
+	  { SRC "collector.timeout_ms: 99 not in 100..600000" } },
+	{ "{'collector': {'url': 'https://c/', 'timeout_ms': 600001}}", 1, NULL,
+	  { "collector.timeout_ms: 600001 not in 100..600000" } },
+	{ "{'collector': {'url': 'https://c/', 'timeout_ms': 1.5}}", 1, NULL,
+	  { "collector.timeout_ms: expected an integer, got a real number" } },
 	/* several at once: all of them, in one go */
 	{ "{'agent': {'colour': 'red'}, 'defaults': {'timeout_ms': 0},\n"
 	  " 'targets': [{'name': 'a', 'url': 'ftp://x'}], 'collector': {'url': 'tcp://c:1'}}", 4, NULL,
@@ -481,6 +510,54 @@ START_TEST(test_good_config)
 		ck_assert_uint_eq(cfg->timeout_ms, c->timeout_ms);
 	}
 	ck_assert_str_eq(cfg->source, "t.json");
+	vp_config_free(cfg);
+	free(json);
+}
+END_TEST
+
+/* The delivery settings (issue 5): defaults and what a file sets. */
+struct delivery_case {
+	const char *json;
+	const char *ca_file;       /* NULL: not set */
+	uint32_t batch_max;
+	uint32_t timeout_ms;
+	const char *metadata_url;  /* NULL: not set */
+};
+
+static const struct delivery_case delivery_cases[] = {
+	{ "{'collector': {'url': 'http://127.0.0.1:4318/v1/logs'}}", NULL,
+	  VP_REPORT_BATCH_DEFAULT, VP_REPORT_TIMEOUT_MS_DEFAULT, NULL },
+	{ "{'collector': {'url': 'https://c/v1/logs', 'ca_file': '/etc/vpcprobe/ca.pem', "
+	  "'batch_max': 1, 'timeout_ms': 100}}", "/etc/vpcprobe/ca.pem", 1, 100, NULL },
+	{ "{'collector': {'url': 'https://c/', 'batch_max': 10000, 'timeout_ms': 600000}}", NULL,
+	  10000, 600000, NULL },
+	{ "{'agent': {'metadata_url': 'http://127.0.0.1:8999'}}", NULL, VP_REPORT_BATCH_DEFAULT,
+	  VP_REPORT_TIMEOUT_MS_DEFAULT, "http://127.0.0.1:8999" },
+	{ "{'agent': {'metadata_url': null}}", NULL, VP_REPORT_BATCH_DEFAULT,
+	  VP_REPORT_TIMEOUT_MS_DEFAULT, NULL },
+	{ "{'agent': {'metadata_url': 'http://metadata.google.internal/'}}", NULL,
+	  VP_REPORT_BATCH_DEFAULT, VP_REPORT_TIMEOUT_MS_DEFAULT, "http://metadata.google.internal/" },
+};
+
+START_TEST(test_delivery_settings)
+{
+	const struct delivery_case *c = &delivery_cases[_i];
+	struct vp_config *cfg = NULL;
+	char err[4096] = "";
+	char *json = json_of(c->json);
+
+	ck_assert_msg(vp_config_load_string(json, "t.json", &cfg, err, sizeof(err)) == 0,
+	              "row %d: %s", _i, err);
+	if (c->ca_file)
+		ck_assert_str_eq(cfg->collector.ca_file, c->ca_file);
+	else
+		ck_assert_ptr_null(cfg->collector.ca_file);
+	ck_assert_uint_eq(cfg->collector.batch_max, c->batch_max);
+	ck_assert_uint_eq(cfg->collector.timeout_ms, c->timeout_ms);
+	if (c->metadata_url)
+		ck_assert_str_eq(cfg->metadata_url, c->metadata_url);
+	else
+		ck_assert_ptr_null(cfg->metadata_url);
 	vp_config_free(cfg);
 	free(json);
 }
@@ -1046,6 +1123,7 @@ static Suite *config_suite(void)
 	tcase_add_loop_test(errors, test_bad_config, 0, N_ELEMS(bad_cases));
 	tcase_add_loop_test(errors, test_array_limits, 0, N_ELEMS(size_cases));
 	tcase_add_loop_test(loads, test_good_config, 0, N_ELEMS(good_cases));
+	tcase_add_loop_test(loads, test_delivery_settings, 0, N_ELEMS(delivery_cases));
 	tcase_add_loop_test(loads, test_file, 0, N_ELEMS(file_cases));
 	tcase_add_test(loads, test_embedded_default);
 	tcase_add_test(loads, test_design_example);

@@ -1,0 +1,719 @@
+#!/usr/bin/env python3
+"""Delivery to the collector, end to end on loopback (issue 5): `vpcprobe run`
+with a state_dir in a temporary directory, targets on 127.0.0.1 every second,
+and the collector of tests/collector.py in this process.
+
+Checks: json and OTLP bodies (the OTLP one strictly), results in order with
+growing batch ids and nothing lost (OTLP log records carry the spool's
+sequence number, json batches are named by their last one, so a gap shows);
+collector down then up; 500, 429 with Retry-After (seconds and HTTP date);
+OTLP partialSuccess, 400, 500, a cut answer, a dropped connection; a collector
+that never answers (memory stays bounded); kill -9 while the collector is
+down; a torn tail and a corrupt frame in the spool; a full spool; SIGHUP with
+the same and with another collector; an unwritable state_dir; Compute Engine
+metadata from a server of this test's own (agent.metadata_url).
+
+No root needed. Waits are readiness checks with a bound (a log line, a
+request at the collector, a file), never sleeps. Traffic: 127.0.0.1 only."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import collector  # noqa: E402
+
+VPCPROBE = os.environ.get("VPCPROBE", os.path.join(os.path.dirname(__file__), "..", "build", "vpcprobe"))
+TOKEN = "test-token-7f3a"
+RSS_BOUND_KB = 100 * 1024    # generous: the agent runs in a few MB
+results = []
+
+
+def check(ok, what):
+    results.append(bool(ok))
+    print(("ok" if ok else "not ok") + " %d - %s" % (len(results), what), flush=True)
+    return ok
+
+
+def free_port():
+    """A loopback port nothing listens on: bound, then closed."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(pred, timeout=30.0):
+    """Polls a condition that has no event to wait on (a file, a process);
+    the bound is the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
+class Metadata:
+    """A Compute Engine metadata server of our own: the four paths, the
+    Metadata-Flavor header both ways, one 503 first on the zone."""
+
+    ANSWERS = {"/computeMetadata/v1/instance/name": "diag-vm-7",
+               "/computeMetadata/v1/instance/zone": "projects/123456/zones/europe-west1-b",
+               "/computeMetadata/v1/project/project-id": "orders-prod",
+               "/computeMetadata/v1/instance/network-interfaces/0/network":
+                   "projects/123456/networks/shared-vpc"}
+
+    def __init__(self):
+        self.requests = []
+        self.busy_once = {"/computeMetadata/v1/instance/zone"}
+        meta = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt, *args):
+                pass
+
+            def do_GET(self):
+                meta.requests.append((self.path, self.headers.get("Metadata-Flavor")))
+                code, body = 404, "not found"
+                if self.headers.get("Metadata-Flavor") != "Google":
+                    code, body = 403, "missing Metadata-Flavor"
+                elif self.path in meta.busy_once:
+                    meta.busy_once.discard(self.path)
+                    code, body = 503, "busy"
+                elif self.path in meta.ANSWERS:
+                    code, body = 200, meta.ANSWERS[self.path]
+                data = body.encode()
+                self.send_response(code)
+                self.send_header("Metadata-Flavor", "Google")
+                self.send_header("Content-Type", "application/text")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Agent:
+    """vpcprobe run, its stderr lines stamped with the time they came."""
+
+    def __init__(self, work, cfg, name="agent", verbose=False):
+        self.cfg_path = os.path.join(work, name + ".json")
+        with open(self.cfg_path, "w") as f:
+            json.dump(cfg, f)
+        self.lines = []
+        self.cond = threading.Condition()
+        self.log = open(os.path.join(work, name + ".log"), "a")
+        # No proxy: the collector and the metadata server are on loopback.
+        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+        self.proc = subprocess.Popen([VPCPROBE, "run", "-c", self.cfg_path] + (["-v"] if verbose else []),
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for raw in self.proc.stderr:
+            line = raw.decode(errors="replace").rstrip("\n")
+            self.log.write(line + "\n")
+            self.log.flush()
+            with self.cond:
+                self.lines.append((time.time(), line))
+                self.cond.notify_all()
+        with self.cond:
+            self.cond.notify_all()
+
+    def count(self, text, before=None):
+        with self.cond:
+            return sum(1 for t, l in self.lines if text in l and (before is None or t < before))
+
+    def text(self):
+        with self.cond:
+            return "\n".join(l for _, l in self.lines)
+
+    def wait_log(self, text, count=1, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while sum(1 for _, l in self.lines if text in l) < count:
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self.reader.is_alive()):
+                    return False
+                self.cond.wait(min(left, 0.5))
+            return True
+
+    def rss_kb(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def term(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=6)
+        except subprocess.TimeoutExpired:
+            rc = None
+        self.close()
+        return rc
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.close()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.reader.join(timeout=5)
+        self.log.close()
+
+
+class Env:
+    """One scenario's directory, listener, metadata server and config."""
+
+    def __init__(self, meta, name):
+        self.work = tempfile.mkdtemp(prefix="vpdelivery.%s." % name)
+        self.state = os.path.join(self.work, "state")
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.up_port = self.listener.getsockname()[1]
+        self.down_port = free_port()
+        self.status_port = free_port()
+        self.token = os.path.join(self.work, "token")
+        with open(self.token, "w") as f:
+            f.write(TOKEN + "\n")
+        self.meta = meta
+        self.first_result = len(results)
+
+    def config(self, url, fmt="json", targets=None, **collector_extra):
+        if targets is None:
+            targets = [{"name": "up", "url": "tcp://127.0.0.1:%d" % self.up_port},
+                       {"name": "down", "url": "tcp://127.0.0.1:%d" % self.down_port}]
+        col = {"url": url, "format": fmt, "token_file": self.token, "timeout_ms": 2000}
+        col.update(collector_extra)
+        # A status port of its own: other tests run agents at the same time.
+        return {"agent": {"name": "delivery-test", "state_dir": self.state,
+                          "metadata_url": self.meta.url,
+                          "status_listen": "127.0.0.1:%d" % self.status_port},
+                "defaults": {"interval_s": 1, "timeout_ms": 500},
+                "targets": targets, "collector": col}
+
+    def close(self):
+        """Under ASan/UBSan a report in any agent's log fails the scenario;
+        a scenario that passed leaves no files behind."""
+        self.listener.close()
+        reports = []
+        for name in sorted(os.listdir(self.work)):
+            if name.endswith(".log"):
+                with open(os.path.join(self.work, name), errors="replace") as f:
+                    text = f.read()
+                if "Sanitizer" in text or "runtime error:" in text:
+                    reports.append(name)
+        if reports:
+            check(False, "sanitizer reports in %s (kept in %s)" % (reports, self.work))
+        elif all(results[self.first_result:]):
+            shutil.rmtree(self.work, ignore_errors=True)
+
+
+# ---- what the collector got ----
+
+def json_batches(col):
+    """[(batch id, results)] of the accepted json requests, in arrival order."""
+    return [(r["body"]["batch"], r["body"]["results"]) for r in col.accepted()]
+
+
+def otlp_records(req):
+    """[(seq, batch, target, time ns, record, attrs)] of one OTLP request."""
+    out = []
+    for e in req.get("logs", []):
+        a = e["attrs"]
+        out.append((int(a["vpcprobe.seq"]["intValue"]), int(a["vpcprobe.batch"]["intValue"]),
+                    a["target"]["stringValue"], int(e["record"]["timeUnixNano"]), e["record"], a))
+    return out
+
+
+def otlp_seqs(col):
+    return [r[0] for req in col.accepted() for r in otlp_records(req)]
+
+
+def no_errors(col):
+    errs = [e for r in col.requests for e in r["errors"]]
+    return check(not errs, "%s bodies pass the checker (%d requests)%s" % (
+        col.format, len(col.requests), ": " + "; ".join(errs[:5]) if errs else ""))
+
+
+def json_contiguous(batches):
+    """Batch ids grow, and each batch holds exactly the records since the
+    previous one: its id minus the previous id (ids are sequence numbers)."""
+    ids = [b for b, _ in batches]
+    grow = all(a < b for a, b in zip(ids, ids[1:]))
+    sizes = all(len(batches[k][1]) == ids[k] - ids[k - 1] for k in range(1, len(batches)))
+    return grow and sizes
+
+
+def in_order(seqs):
+    return all(a < b for a, b in zip(seqs, seqs[1:]))
+
+
+def contiguous(seqs):
+    return bool(seqs) and sorted(set(seqs)) == list(range(min(seqs), max(seqs) + 1))
+
+
+# ---- spool files ----
+
+def segments(state):
+    d = os.path.join(state, "spool")
+    if not os.path.isdir(d):
+        return []
+    return sorted(os.path.join(d, n) for n in os.listdir(d) if n.endswith(".seg"))
+
+
+def frames(path):
+    """[(offset, length, seq)] of the frames of a segment, headers only."""
+    out = []
+    with open(path, "rb") as f:
+        data = f.read()
+    off = 0
+    while off + 20 <= len(data):
+        magic, length, seq = struct.unpack_from("<4sIQ", data, off)
+        if magic != b"VPR1":
+            break
+        out.append((off, length, seq))
+        off += 20 + length
+    return out
+
+
+# ---- the scenarios ----
+
+def scenario_json(meta):
+    """json: order, batch ids, auth, instance metadata, SIGTERM."""
+    env = Env(meta, "json")
+    col = collector.Collector("json").start()
+    agent = Agent(env.work, env.config(col.url))
+    try:
+        check(col.wait(lambda rs: len([r for r in rs if r["status"] == 200]) >= 4),
+              "json: four batches arrive")
+        batches = json_batches(col)
+        no_errors(col)
+        check(all(r["authorization"] == "Bearer " + TOKEN for r in col.requests),
+              "json: Authorization: Bearer from token_file")
+        check(json_contiguous(batches), "json: batch ids grow and no result is missing: %s"
+              % [(b, len(rs)) for b, rs in batches])
+        check(all(r["body"]["agent"] == "delivery-test" for r in col.accepted()), "json: agent name")
+        inst = {"name": "diag-vm-7", "zone": "europe-west1-b", "project": "orders-prod",
+                "network": "shared-vpc"}
+        check(all(r["body"].get("instance") == inst for r in col.accepted()),
+              "json: every report carries the instance from the metadata server: %r"
+              % col.accepted()[0]["body"].get("instance"))
+        recs = [x for _, rs in batches for x in rs]
+        for target, verdict in (("up", "ok"), ("down", "refused")):
+            mine = [x for x in recs if x["target"] == target]
+            check(mine and all(x["verdict"] == verdict for x in mine) and
+                  [x["time"] for x in mine] == sorted(x["time"] for x in mine),
+                  "json: target '%s' results in order, %s" % (target, verdict))
+        check(all(f == "Google" for _, f in meta.requests) and
+              sum(1 for p, _ in meta.requests if p.endswith("/zone")) >= 2,
+              "metadata: Metadata-Flavor: Google sent, the 503 on zone asked again")
+        check(TOKEN not in agent.text(), "the token is never logged")
+        check(agent.term() == 0, "json: SIGTERM exits 0 within the stop budget")
+    finally:
+        agent.close()
+        col.stop()
+        env.close()
+
+
+def scenario_otlp(meta):
+    """OTLP: every field checked; severity, attributes, resource, order."""
+    env = Env(meta, "otlp")
+    col = collector.Collector("otlp").start()
+    start_ns = time.time_ns()
+    agent = Agent(env.work, env.config(col.url, "otlp"))
+    try:
+        check(col.wait(lambda rs: len([r for r in rs if r["status"] == 200]) >= 3),
+              "otlp: three requests arrive")
+        no_errors(col)
+        reqs = col.accepted()
+        res = reqs[0]["logs"][0]["resource"]
+        want = {"service.name": "vpcprobe", "host.name": "delivery-test", "cloud.provider": "gcp",
+                "cloud.platform": "gcp_compute_engine", "cloud.account.id": "orders-prod",
+                "cloud.availability_zone": "europe-west1-b", "cloud.region": "europe-west1",
+                "gcp.gce.instance.name": "diag-vm-7", "gcp.gce.network": "shared-vpc"}
+        got = {k: v.get("stringValue") for k, v in res.items()}
+        check(all(got.get(k) == v for k, v in want.items()), "otlp: resource attributes %r" % got)
+        recs = [r for q in reqs for r in otlp_records(q)]
+        now_ns = time.time_ns()
+        bad = []
+        for seq, batch, target, t, rec, a in recs:
+            verdict = a["verdict"]["stringValue"]
+            port = env.up_port if target == "up" else env.down_port
+            if rec["severityNumber"] != (9 if verdict == "ok" else 17):
+                bad.append("severity %r for %s" % (rec["severityNumber"], verdict))
+            if a["port"] != {"intValue": str(port)} or a["kind"] != {"stringValue": "tcp"}:
+                bad.append("port/kind %r %r" % (a["port"], a["kind"]))
+            if "doubleValue" not in a["timings_ms.total"] or not rec["body"]["stringValue"]:
+                bad.append("timings_ms.total or body")
+            if not start_ns - 10 ** 9 <= t <= now_ns + 10 ** 9:
+                bad.append("timeUnixNano %d" % t)
+            if "time" in a or "detail" in a or "timings_ms" in a:
+                bad.append("time/detail/nested object as an attribute")
+        check(not bad, "otlp: severity, port intValue, kind, timings, body, time: %s" % bad[:3])
+        check(all(len({b for _, b, *_ in otlp_records(q)}) == 1 and
+                  otlp_records(q)[0][1] == max(s for s, *_ in otlp_records(q)) for q in reqs),
+              "otlp: the batch id is the last record's sequence number")
+        seqs = otlp_seqs(col)
+        check(in_order(seqs) and contiguous(seqs), "otlp: sequence numbers in order, none missing")
+        for target in ("up", "down"):
+            ts = [t for _, _, tg, t, *_ in recs if tg == target]
+            check(ts == sorted(ts), "otlp: target '%s' in time order" % target)
+        check(agent.term() == 0, "otlp: SIGTERM exits 0")
+    finally:
+        agent.close()
+        col.stop()
+        env.close()
+
+
+def scenario_down_then_up(meta):
+    """The collector is down, then comes up: nothing lost."""
+    env = Env(meta, "down")
+    port = free_port()
+    url = "http://127.0.0.1:%d/v1/logs" % port
+    agent = Agent(env.work, env.config(url, "otlp"), verbose=True)
+    col = None
+    try:
+        check(agent.wait_log("stays spooled"), "down: the first failure is logged")
+        check(agent.wait_log("target 'up' ", count=4), "down: results keep being produced")
+        produced = agent.count("target 'up' ")
+        col = collector.Collector("otlp", port=port).start()
+        up_at = time.time()
+        check(col.wait(lambda rs: sum(1 for r in rs if r["status"] == 200) >= 1, timeout=40),
+              "down: the collector takes the spooled results once up")
+        check(col.wait(lambda rs: sum(1 for r in rs if r["status"] == 200 for x in otlp_records(r)
+                                      if x[2] == "up") >= produced, timeout=20),
+              "down: every result of 'up' produced while it was down arrives (%d)" % produced)
+        seqs = otlp_seqs(col)
+        check(in_order(seqs) and contiguous(seqs), "down: in order, nothing missing")
+        first = otlp_records(col.accepted()[0])
+        check(min(r[3] for r in first) < up_at * 1e9,
+              "down: the first batch holds results from before the collector came up")
+        check(agent.wait_log("delivering again"), "down: recovery is logged")
+        no_errors(col)
+        check(agent.term() == 0, "down: SIGTERM exits 0")
+    finally:
+        agent.close()
+        if col:
+            col.stop()
+        env.close()
+
+
+def scenario_retries(meta):
+    """json: 500 twice, then 429 with Retry-After: 2; the same batch each time."""
+    env = Env(meta, "retry")
+    col = collector.Collector("json").start()
+    col.set_mode("accept", ["status:500", "status:500", "retry:429:2"])
+    agent = Agent(env.work, env.config(col.url))
+    try:
+        check(col.wait(lambda rs: sum(1 for r in rs if r["status"] == 200) >= 2, timeout=40),
+              "retry: batches arrive after 500, 500, 429")
+        rs = col.requests
+        check([r["status"] for r in rs[:4]] == [500, 500, 429, 200], "retry: the answers in order: %s"
+              % [r["status"] for r in rs[:4]])
+        check(len({r["body"]["batch"] for r in rs[:4]}) == 1 and
+              all(r["body"]["results"] == rs[0]["body"]["results"] for r in rs[:4]),
+              "retry: the same batch, same id and results, each time")
+        check(rs[3]["t"] - rs[2]["t"] >= 1.9, "retry: Retry-After: 2 honoured (%.2f s)"
+              % (rs[3]["t"] - rs[2]["t"]))
+        check(json_contiguous(json_batches(col)), "retry: nothing lost")
+        check(agent.count("HTTP 500; batch") == 1, "retry: the first failure logged once")
+        no_errors(col)
+        check(agent.term() == 0, "retry: SIGTERM exits 0")
+    finally:
+        agent.close()
+        col.stop()
+        env.close()
+
+
+def scenario_otlp_answers(meta):
+    """OTLP: partialSuccess, 400, a long 400, 500 are not retried; a dropped
+    connection and 503 with an HTTP-date Retry-After are."""
+    env = Env(meta, "answers")
+    col = collector.Collector("otlp").start()
+    script = ["partial:1", "status:400", "big:400", "status:500", "drop", "retrydate:503:2"]
+    col.set_mode("accept", script)
+    agent = Agent(env.work, env.config(col.url, "otlp"))
+    try:
+        check(col.wait(lambda rs: len(rs) >= len(script) + 2, timeout=60),
+              "answers: the script played out")
+        rs = col.requests
+        ids = [int(otlp_records(r)[0][1]) for r in rs]
+        check(ids[1] > ids[0], "answers: a partialSuccess is acknowledged, not sent again")
+        check(agent.wait_log("but rejected 1 of its"), "answers: the rejected count is logged")
+        check(ids[2] > ids[1] and ids[3] > ids[2], "answers: a 400 sets the batch aside, the next goes")
+        check(agent.count('with HTTP 400: {"error": "test answer 400"}') == 1,
+              "answers: the 400 is logged once with the collector's answer")
+        check(ids[4] > ids[3], "answers: an OTLP 500 is not retried (the specification's rule)")
+        check(rs[2].get("answer_sent") is False, "answers: the agent stops reading a 16 MiB answer")
+        cut = [l for _, l in agent.lines if "HTTP 400: {\"error\": \"xxx" in l]
+        check(cut and cut[0].endswith("...; set aside, not sent again") and len(cut[0]) < 1024,
+              "answers: the long answer is cut in the log")
+        check(ids[5] == ids[4], "answers: a dropped connection is retried with the same batch")
+        check(ids[6] == ids[5] and rs[6]["t"] - rs[5]["t"] >= 0.9,
+              "answers: 503 with an HTTP-date Retry-After is retried after it (%.2f s)"
+              % (rs[6]["t"] - rs[5]["t"]))
+        no_errors(col)
+        check(agent.term() == 0, "answers: SIGTERM exits 0")
+    finally:
+        agent.close()
+        col.stop()
+        env.close()
+
+
+def scenario_never_answers(meta):
+    """A collector that accepts and never answers: retried, memory bounded."""
+    env = Env(meta, "hang")
+    col = collector.Collector("otlp", mode="hang").start()
+    agent = Agent(env.work, env.config(col.url, "otlp", timeout_ms=300))
+    try:
+        rss = []
+        for n in (1, 2, 3, 4):
+            check(col.wait(lambda r: len(r) >= n, timeout=30), "hang: request %d sent" % n)
+            rss.append(agent.rss_kb())
+        ids = {otlp_records(r)[0][1] for r in col.requests}
+        check(len(ids) == 1, "hang: the same batch is sent again after each timeout")
+        check(max(rss) < RSS_BOUND_KB, "hang: RSS stays bounded: %s kB" % rss)
+        col.set_mode("accept")
+        check(col.wait(lambda r: sum(1 for x in r if x["status"] == 200) >= 2, timeout=40),
+              "hang: delivered once the collector answers")
+        seqs = otlp_seqs(col)
+        check(contiguous(seqs) and in_order(seqs) and min(seqs) <= min(ids),
+              "hang: nothing lost")
+        check(agent.term() == 0, "hang: SIGTERM exits 0 with a request hanging")
+    finally:
+        agent.close()
+        col.stop()
+        env.close()
+
+
+def scenario_kill9(meta):
+    """kill -9 while the collector is down, restart: every result produced
+    more than a second before the kill arrives."""
+    env = Env(meta, "kill")
+    port = free_port()
+    down_url = "http://127.0.0.1:%d/v1/logs" % port
+    agent = Agent(env.work, env.config(down_url, "otlp"), verbose=True)
+    col = None
+    try:
+        check(agent.wait_log("target 'down' ", count=5), "kill: results are produced, collector down")
+        killed_at = time.time()
+        agent.kill9()
+        # A result is logged just before it is spooled; those logged more than
+        # a second before the kill must all come back.
+        before = {t: agent.count("target '%s' " % t, before=killed_at - 1) for t in ("up", "down")}
+        col = collector.Collector("otlp").start()
+        agent = Agent(env.work, env.config(col.url, "otlp"), name="restarted")
+
+        def got_all(rs):
+            recs = [x for r in rs if r["status"] == 200 for x in otlp_records(r)]
+            return all(sum(1 for x in recs if x[2] == t and x[3] < killed_at * 1e9) >= n
+                       for t, n in before.items())
+        check(col.wait(got_all, timeout=40), "kill: every result from before the kill arrives: %r" % before)
+        seqs = otlp_seqs(col)
+        check(contiguous(seqs) and in_order(seqs), "kill: in order, no gap across the restart")
+        no_errors(col)
+        check(agent.term() == 0, "kill: the restarted agent stops with 0")
+    finally:
+        agent.close()
+        if col:
+            col.stop()
+        env.close()
+
+
+def scenario_damaged_spool(meta):
+    """A corrupt frame in the middle and a torn tail, injected into the spool
+    between two runs: both found and counted, everything else delivered."""
+    env = Env(meta, "damage")
+    agent = Agent(env.work, env.config("http://127.0.0.1:%d/v1/logs" % free_port(), "otlp"), verbose=True)
+    col = None
+    try:
+        check(agent.wait_log("target 'down' ", count=4), "damage: results spooled, collector down")
+        check(agent.term() == 0, "damage: stopped")
+        segs = segments(env.state)
+        fr = frames(segs[-1])
+        all_seqs = [seq for s in segs for _, _, seq in frames(s)]
+        check(len(fr) >= 5, "damage: the newest segment has %d frames" % len(fr))
+        off, length, bad_seq = fr[len(fr) // 2]
+        with open(segs[-1], "r+b") as f:
+            f.seek(off + 20 + length // 2)
+            b = f.read(1)
+            f.seek(off + 20 + length // 2)
+            f.write(bytes([b[0] ^ 0x40]))
+            f.seek(0, 2)
+            f.write(b"VPR1\x40\x02\x00\x00" + b"\x00" * 7)   # half a header: a torn write
+        col = collector.Collector("otlp").start()
+        agent = Agent(env.work, env.config(col.url, "otlp"), name="restarted")
+        check(agent.wait_log("corrupt frame at offset %d" % off), "damage: the corrupt frame is found and logged")
+        check(agent.wait_log("cut a torn tail of 15 bytes"), "damage: the torn tail is cut and logged")
+        want = set(all_seqs) - {bad_seq}
+        check(col.wait(lambda rs: want <= {x[0] for r in rs if r["status"] == 200
+                                           for x in otlp_records(r)}, timeout=40),
+              "damage: every other spooled result arrives")
+        seqs = otlp_seqs(col)
+        check(bad_seq not in seqs and in_order(seqs) and
+              sorted(set(seqs) | {bad_seq}) == list(range(min(seqs), max(seqs) + 1)),
+              "damage: only the corrupt record is missing")
+        no_errors(col)
+        check(agent.term() == 0, "damage: SIGTERM exits 0")
+    finally:
+        agent.close()
+        if col:
+            col.stop()
+        env.close()
+
+
+def scenario_full(meta):
+    """spool_max_mb 1, 300 targets, collector down: the oldest segments go,
+    are counted, and the agent runs on; then what is left arrives."""
+    env = Env(meta, "full")
+    port = free_port()
+    targets = [{"name": "t%03d" % i, "url": "tcp://127.0.0.1:%d" % env.down_port} for i in range(300)]
+    cfg = env.config("http://127.0.0.1:%d/v1/logs" % port, "otlp", targets=targets, spool_max_mb=1)
+    agent = Agent(env.work, cfg)
+    col = None
+    try:
+        check(wait_for(lambda: segments(env.state)), "full: the spool has its first segment")
+        first_seq = int(os.path.basename(segments(env.state)[0])[:16], 16)
+        check(agent.wait_log("is full", count=2, timeout=60), "full: the oldest segments are dropped")
+        rss = agent.rss_kb()
+        check(agent.proc.poll() is None, "full: the agent keeps running")
+        check(rss < RSS_BOUND_KB, "full: RSS bounded (%d kB)" % rss)
+        total = sum(os.path.getsize(p) for p in segments(env.state))
+        check(total <= 1024 * 1024, "full: the spool stays within spool_max_mb (%d bytes)" % total)
+        col = collector.Collector("otlp", port=port).start()
+        check(col.wait(lambda rs: sum(1 for r in rs if r["status"] == 200) >= 3, timeout=90),
+              "full: delivery resumes")
+        check(agent.term() == 0, "full: SIGTERM exits 0")
+        dropped = sum(int(l.split(" with ")[1].split()[0]) for _, l in agent.lines if "is full" in l)
+        seqs = otlp_seqs(col)
+        missing = set(range(first_seq, max(seqs) + 1)) - set(seqs)
+        check(in_order(seqs) and len(missing) == dropped,
+              "full: what did not arrive is exactly what was counted as dropped (%d, %d)"
+              % (len(missing), dropped))
+        no_errors(col)
+    finally:
+        agent.close()
+        if col:
+            col.stop()
+        env.close()
+
+
+def scenario_reload(meta):
+    """SIGHUP: the same collector settings keep the reporter; another
+    collector gets a new one, and results go on without a gap."""
+    env = Env(meta, "reload")
+    a = collector.Collector("otlp").start()
+    b = collector.Collector("otlp").start()
+    agent = Agent(env.work, env.config(a.url, "otlp"))
+    try:
+        check(a.wait(lambda rs: len(rs) >= 2), "reload: collector A takes results")
+        agent.signal(signal.SIGHUP)
+        check(agent.wait_log("reloaded config"), "reload: the same config again")
+        check(agent.count("reload: collector") == 0, "reload: the reporter is kept")
+        n = len(a.requests)
+        check(a.wait(lambda rs: len(rs) >= n + 1), "reload: A still takes results")
+        with open(agent.cfg_path, "w") as f:
+            json.dump(env.config(b.url, "otlp"), f)
+        agent.signal(signal.SIGHUP)
+        check(agent.wait_log("reload: collector '%s'" % b.url), "reload: a new collector, a new reporter")
+        check(b.wait(lambda rs: len(rs) >= 2), "reload: collector B takes results")
+        check(agent.term() == 0, "reload: SIGTERM exits 0")
+        seqs = sorted(set(otlp_seqs(a)) | set(otlp_seqs(b)))
+        check(contiguous(seqs), "reload: no gap between A and B")
+        check(min(otlp_seqs(b)) > max(otlp_seqs(a)) - 500 and in_order(otlp_seqs(b)),
+              "reload: B goes on where A stopped")
+    finally:
+        agent.close()
+        a.stop()
+        b.stop()
+        env.close()
+
+
+def scenario_bad_state_dir(meta):
+    """state_dir that cannot be a directory: exit 2, the message names it."""
+    env = Env(meta, "baddir")
+    blocker = os.path.join(env.work, "not-a-dir")
+    open(blocker, "w").close()
+    cfg = env.config("http://127.0.0.1:%d/v1/logs" % free_port())
+    cfg["agent"]["state_dir"] = os.path.join(blocker, "state")
+    agent = Agent(env.work, cfg)
+    try:
+        rc = agent.proc.wait(timeout=10)
+        agent.reader.join(timeout=5)
+        check(rc == 2, "baddir: exit status 2 (got %r)" % rc)
+        check("state_dir '%s/state'" % blocker in agent.text() and "Not a directory (errno 20)" in agent.text(),
+              "baddir: the message names the directory and the errno: %r" % agent.text())
+        cfg["agent"]["state_dir"] = env.state
+        cfg["collector"]["token_file"] = os.path.join(env.work, "missing-token")
+        agent2 = Agent(env.work, cfg, name="notoken")
+        rc = agent2.proc.wait(timeout=10)
+        agent2.reader.join(timeout=5)
+        check(rc == 2 and "collector.token_file '%s/missing-token': No such file" % env.work in agent2.text(),
+              "baddir: an unreadable token_file is exit 2 with its name")
+        agent2.close()
+    finally:
+        agent.close()
+        env.close()
+
+
+SCENARIOS = [scenario_json, scenario_otlp, scenario_down_then_up, scenario_retries,
+             scenario_otlp_answers, scenario_never_answers, scenario_kill9,
+             scenario_damaged_spool, scenario_full, scenario_reload, scenario_bad_state_dir]
+
+
+def main():
+    if not os.access(VPCPROBE, os.X_OK):
+        print("Bail out! no vpcprobe at " + VPCPROBE)
+        return 1
+    only = sys.argv[1:]
+    for sc in SCENARIOS:
+        if only and sc.__name__.replace("scenario_", "") not in only:
+            continue
+        meta = Metadata()
+        print("# %s" % sc.__name__, flush=True)
+        try:
+            sc(meta)
+        except Exception:
+            traceback.print_exc()
+            check(False, "%s raised" % sc.__name__)
+        finally:
+            meta.stop()
+    failed = results.count(False)
+    print("# %d passed, %d failed" % (len(results) - failed, failed))
+    return 1 if failed or not results else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -161,7 +161,7 @@ static void fill_result(const struct slot *s, struct vp_probe_result *res)
 	memcpy(res->address, s->address, sizeof(res->address));
 	res->obs.address = res->address;
 	res->port = s->port;
-	vp_tcp_probe_verdict(p, &res->v);
+	res->explained = vp_tcp_probe_verdict(p, &res->v);
 	res->start_ns = p->start_ns;
 	res->deadline_ns = p->deadline_ns;
 	res->end_ns = p->end_ns;
@@ -256,6 +256,15 @@ void vp_engine_submit(struct vp_engine *e, struct vp_probe_req *req)
 	e->tail = req;
 	e->queued++;
 	pump(e);
+}
+
+void vp_probe_result_explain(struct vp_probe_result *res)
+{
+	if (res->explained)
+		return;
+	res->obs.address = res->address;
+	vp_explain_connect(&res->obs, &res->v);
+	res->explained = true;
 }
 
 uint32_t vp_engine_max_in_flight(const struct vp_engine *e)

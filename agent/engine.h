@@ -29,7 +29,8 @@ struct vp_probe_req {
 };
 
 struct vp_probe_result {
-	struct vp_verdict_out v;
+	struct vp_verdict_out v;       /* detail and hint only once 'explained' */
+	bool explained;
 	struct vp_connect_obs obs;     /* obs.address points into 'address' */
 	char address[46];
 	uint16_t port;
@@ -42,6 +43,11 @@ struct vp_probe_result {
 	uint64_t end_ns;
 	struct timespec wall;          /* CLOCK_REALTIME at the verdict */
 };
+
+/* Writes res->v.detail and res->v.hint if they are not there yet. The engine
+ * leaves them out: a benchmark or a caller that wants only the verdict does
+ * not pay for two sentences per probe. */
+void vp_probe_result_explain(struct vp_probe_result *res);
 
 typedef void (*vp_engine_result_cb)(struct vp_probe_req *req,
                                     const struct vp_probe_result *res, void *arg);

@@ -55,6 +55,7 @@ static void on_probe_result(struct vp_probe_req *req, const struct vp_probe_resu
 	(void)arg;
 	tr->results[i] = *res;
 	tr->results[i].obs.address = tr->results[i].address;
+	vp_probe_result_explain(&tr->results[i]);
 	refine_local_refusal(tr->runner, req, &tr->results[i]);
 	if (--tr->pending == 0) {
 		tr->busy = false;
@@ -139,6 +140,7 @@ static void fail_run(struct vp_target_run *tr, enum vp_verdict v, enum vp_reason
 		return;
 	}
 	res = &tr->results[0];
+	res->explained = true;
 	res->v.verdict = v;
 	res->v.reason = reason;
 	snprintf(res->v.detail, sizeof(res->v.detail), "%s", detail);

@@ -79,9 +79,13 @@ static void on_result(struct vp_probe_req *req, const struct vp_probe_result *re
 		b->late_ns[b->timeout++] = (int64_t)res->end_ns - (int64_t)res->deadline_ns;
 		break;
 	default:
-		if (b->other++ == 0)
+		if (b->other++ == 0) {
+			struct vp_probe_result first = *res;
+
+			vp_probe_result_explain(&first);
 			snprintf(b->first_other, sizeof(b->first_other), "%s: %s",
-			         vp_verdict_name(res->v.verdict), res->v.detail);
+			         vp_verdict_name(first.v.verdict), first.v.detail);
+		}
 		break;
 	}
 	b->done++;

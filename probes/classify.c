@@ -146,9 +146,11 @@ static void classify_async(int err, struct vp_verdict_out *out)
 	}
 }
 
-void vp_classify_connect(const struct vp_connect_obs *obs, struct vp_verdict_out *out)
+void vp_classify_connect_verdict(const struct vp_connect_obs *obs, struct vp_verdict_out *out)
 {
-	memset(out, 0, sizeof(*out));
+	out->reason_text[0] = '\0';
+	out->detail[0] = '\0';
+	out->hint[0] = '\0';
 	switch (obs->event) {
 	case VP_CONNECT_DONE:
 		set(out, VP_VERDICT_OK, VP_REASON_CONNECTED, 0);
@@ -167,5 +169,10 @@ void vp_classify_connect(const struct vp_connect_obs *obs, struct vp_verdict_out
 		set(out, VP_VERDICT_LOCAL_ERROR, VP_REASON_LOCAL_OTHER, obs->err);
 		break;
 	}
+}
+
+void vp_classify_connect(const struct vp_connect_obs *obs, struct vp_verdict_out *out)
+{
+	vp_classify_connect_verdict(obs, out);
 	vp_explain_connect(obs, out);
 }

@@ -47,6 +47,10 @@ struct vp_verdict_out {
 
 void vp_classify_connect(const struct vp_connect_obs *obs, struct vp_verdict_out *out);
 
+/* The verdict, reason and errno only, without the sentences: formatting them
+ * is most of a probe's user-space cost, and only a record needs them. */
+void vp_classify_connect_verdict(const struct vp_connect_obs *obs, struct vp_verdict_out *out);
+
 /* Writes out->detail and out->hint for the verdict and reason already in
  * 'out' (probes/explain.c). Called by vp_classify_connect(). */
 void vp_explain_connect(const struct vp_connect_obs *obs, struct vp_verdict_out *out);

@@ -389,10 +389,12 @@ void vp_tcp_probe_cancel(struct vp_tcp_probe *p)
 	decide(p, VP_CONNECT_DEADLINE, ECANCELED, NULL);
 }
 
-void vp_tcp_probe_verdict(const struct vp_tcp_probe *p, struct vp_verdict_out *out)
+bool vp_tcp_probe_verdict(const struct vp_tcp_probe *p, struct vp_verdict_out *out)
 {
-	if (p->proto_decided)
+	if (p->proto_decided) {
 		*out = *p->proto_out;
-	else
-		vp_classify_connect(&p->obs, out);
+		return true;
+	}
+	vp_classify_connect_verdict(&p->obs, out);
+	return false;
 }

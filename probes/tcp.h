@@ -63,7 +63,9 @@ void vp_tcp_probe_close(struct vp_tcp_probe *p);
 void vp_tcp_probe_cancel(struct vp_tcp_probe *p);
 
 /* The verdict of a finished probe: the protocol's when it decided, else the
- * classifier's reading of the connect. */
-void vp_tcp_probe_verdict(const struct vp_tcp_probe *p, struct vp_verdict_out *out);
+ * classifier's reading of the connect. Returns whether 'out' already holds
+ * its detail and hint (the protocol's do; the connect's are written by
+ * vp_explain_connect() when wanted). */
+bool vp_tcp_probe_verdict(const struct vp_tcp_probe *p, struct vp_verdict_out *out);
 
 #endif

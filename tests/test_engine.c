@@ -32,6 +32,7 @@ static void on_result(struct vp_probe_req *req, const struct vp_probe_result *re
 
 	ck_assert_uint_lt(i, MAX_REQS);
 	c->res[i] = *res;
+	vp_probe_result_explain(&c->res[i]);
 	c->n_results++;
 	if (f > c->max_seen_in_flight)
 		c->max_seen_in_flight = f;

@@ -82,12 +82,14 @@ struct reply {
 	unsigned code;
 	const char *type;            /* Content-Type */
 	struct vp_buf body;
+	int cache;                   /* the route whose answer may be kept, or -1 */
 };
 
 static void reply_text(struct reply *rep, unsigned code, const char *text)
 {
 	rep->code = code;
 	rep->type = "text/plain; charset=utf-8";
+	rep->cache = -1;
 	vp_buf_done(&rep->body);
 	vp_buf_init(&rep->body, VP_STATUS_BODY_MAX);
 	vp_buf_puts(&rep->body, text);
@@ -166,6 +168,17 @@ static enum MHD_Result send_reply(struct vp_status *s, struct MHD_Connection *c,
 	}
 	add_headers(s, resp, rep);
 	ret = MHD_queue_response(c, rep->code, resp);
+	if (rep->cache >= 0 && rep->code == MHD_HTTP_OK) {
+		/* Kept: the reference from create is now the cache's, and
+		 * one copy serves every reader, so it is not held per reader. */
+		struct vp_status_cached *k = &s->cache[rep->cache];
+
+		if (k->resp != NULL)
+			MHD_destroy_response(k->resp);
+		k->resp = resp;
+		k->at_ms = uv_now(s->loop);
+		return ret;
+	}
 	MHD_destroy_response(resp);
 	if (ret == MHD_YES)
 		hold(s, req_cls, len);
@@ -211,6 +224,7 @@ static void reply_metrics(struct vp_status *s, struct reply *rep)
 	x.reports_spooled_bytes = d.spooled_bytes;
 	x.reports_dropped_total = d.dropped_total;
 	rep->code = MHD_HTTP_OK;
+	rep->cache = VP_ROUTE_METRICS;
 	rep->type = "text/plain; version=0.0.4; charset=utf-8";
 	/* A scrape cut short would lie: past its own limit it fails whole. */
 	vp_buf_done(&rep->body);
@@ -237,6 +251,7 @@ static void reply_route(struct vp_status *s, struct MHD_Connection *c, enum vp_r
 	rep->code = MHD_HTTP_OK;
 	switch (route) {
 	case VP_ROUTE_PAGE:
+		rep->cache = route;
 		rep->type = "text/html; charset=utf-8";
 		(void)vp_status_page(s, &rep->body);   /* the buffer keeps the error */
 		return;
@@ -246,6 +261,7 @@ static void reply_route(struct vp_status *s, struct MHD_Connection *c, enum vp_r
 			rep->code = MHD_HTTP_NOT_FOUND;
 		return;
 	case VP_ROUTE_STATUS:
+		rep->cache = route;
 		rep->type = "application/json";
 		(void)vp_status_json(s, &rep->body);
 		return;
@@ -264,13 +280,27 @@ static void reply_route(struct vp_status *s, struct MHD_Connection *c, enum vp_r
 	}
 }
 
+/* The page, the JSON and /metrics cost milliseconds per thousand targets,
+ * on the probe loop: each is built at most once per VP_STATUS_CACHE_MS and
+ * the same answer is sent to everyone who asks within that time. */
+static bool cached(struct vp_status *s, struct MHD_Connection *c, enum vp_route route,
+                   enum MHD_Result *ret)
+{
+	const struct vp_status_cached *k = &s->cache[route];
+
+	if (k->resp == NULL || uv_now(s->loop) - k->at_ms >= VP_STATUS_CACHE_MS)
+		return false;
+	*ret = MHD_queue_response(c, MHD_HTTP_OK, k->resp);
+	return true;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
                                   void **req_cls)
 {
 	struct vp_status *s = cls;
-	struct reply rep = { 0 };
+	struct reply rep = { .cache = -1 };
 	enum vp_route route = VP_ROUTE_INVALID;
 	const char *rest = NULL;
 	enum MHD_Result ret;
@@ -307,6 +337,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		goto out;
 	}
 	code = vp_status_route(method, url, &route, &rest);
+	if (code == MHD_HTTP_OK && cached(s, c, route, &ret))
+		goto done;
 	if (code == MHD_HTTP_NOT_FOUND)
 		reply_text(&rep, code, "not found; see / for the page\n");
 	else if (code == MHD_HTTP_METHOD_NOT_ALLOWED)
@@ -315,6 +347,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		reply_route(s, c, route, rest, &rep);
 out:
 	ret = send_reply(s, c, &rep, req_cls);
+done:
 	vp_buf_done(&rep.body);
 	return ret;
 }
@@ -536,6 +569,9 @@ struct vp_status *vp_status_free(struct vp_status *s)
 		return NULL;
 	if (s->mhd != NULL)
 		MHD_stop_daemon(s->mhd);   /* the loop ended before the handles closed */
+	for (int i = 0; i < VP_ROUTE_MAX; i++)
+		if (s->cache[i].resp != NULL)
+			MHD_destroy_response(s->cache[i].resp);
 	vp_listen_table_done(&s->listen);
 	vp_metrics_free(s->metrics);
 	free(s);

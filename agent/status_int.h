@@ -18,6 +18,25 @@
 #define VP_STATUS_SHA256_LEN 32
 
 struct MHD_Daemon;
+struct MHD_Response;
+
+enum vp_route {
+	VP_ROUTE_PAGE,
+	VP_ROUTE_TARGET,
+	VP_ROUTE_STATUS,
+	VP_ROUTE_LISTENERS,
+	VP_ROUTE_METRICS,
+	VP_ROUTE_HEALTHZ,
+	VP_ROUTE_READY,
+	VP_ROUTE_MAX,
+	VP_ROUTE_INVALID = -EINVAL,
+};
+
+/* An answer kept for VP_STATUS_CACHE_MS (see status.c). */
+struct vp_status_cached {
+	struct MHD_Response *resp;        /* one reference owned, NULL when none */
+	uint64_t at_ms;                   /* uv_now() when it was built */
+};
 
 struct vp_status {
 	uv_loop_t *loop;                  /* borrowed */
@@ -33,6 +52,7 @@ struct vp_status {
 	char csp[512];                    /* Content-Security-Policy of every answer */
 	bool collector;                   /* the config names a collector */
 	size_t inflight;                  /* bytes of answers queued, not yet sent */
+	struct vp_status_cached cache[VP_ROUTE_MAX]; /* by route: '/', the JSON, /metrics */
 	struct vp_metrics *metrics;       /* owned */
 	struct vp_listen_table listen;    /* owned: the last read, for /api/v1/listeners */
 	uint64_t listen_at;               /* uv_now() of that read */
@@ -42,19 +62,7 @@ struct vp_status {
 	bool stopped;
 };
 
-/* ---- routing (status.c) ---- */
-
-enum vp_route {
-	VP_ROUTE_PAGE,
-	VP_ROUTE_TARGET,
-	VP_ROUTE_STATUS,
-	VP_ROUTE_LISTENERS,
-	VP_ROUTE_METRICS,
-	VP_ROUTE_HEALTHZ,
-	VP_ROUTE_READY,
-	VP_ROUTE_MAX,
-	VP_ROUTE_INVALID = -EINVAL,
-};
+/* ---- routing, token, loop watch (status_http.c) ---- */
 
 /* Routes a request: 200 with '*ret' set (and '*rest' pointing at NAME for
  * /target/NAME), 404 for a path that is not served, 405 for a method other

@@ -53,6 +53,8 @@ struct daemon {
 	uv_timer_t grace;                 /* bounds the stop */
 	bool stopping;
 	bool ready_sent;
+	bool status_sent;                 /* the last STATUS= counts, sent */
+	size_t sent_n, sent_ok, sent_failing;
 };
 
 static void notify_status(struct daemon *d)
@@ -68,6 +70,14 @@ static void notify_status(struct daemon *d)
 		else
 			failing++;
 	}
+	/* Only changes: sd_notify() blocks when nothing drains NOTIFY_SOCKET,
+	 * and systemd needs no repeats. */
+	if (d->status_sent && n == d->sent_n && ok == d->sent_ok && failing == d->sent_failing)
+		return;
+	d->status_sent = true;
+	d->sent_n = n;
+	d->sent_ok = ok;
+	d->sent_failing = failing;
 	sd_notifyf(0, "STATUS=%zu targets: %zu ok, %zu failing, %zu not probed yet", n, ok, failing,
 	           n - ok - failing);
 }

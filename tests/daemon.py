@@ -96,7 +96,8 @@ def main():
     open_port = listener.getsockname()[1]
     closed_port = free_port()
 
-    cfg = {"agent": {"name": "daemon-test"}, "defaults": {"interval_s": 1, "timeout_ms": 500},
+    # Its own status port: never the default 9464, which another agent may hold.
+    cfg = {"agent": {"name": "daemon-test", "status_listen": "127.0.0.1:%d" % free_port()}, "defaults": {"interval_s": 1, "timeout_ms": 500},
            "targets": [{"name": "up", "url": "tcp://127.0.0.1:%d" % open_port},
                        {"name": "down", "url": "tcp://127.0.0.1:%d" % closed_port}]}
     path = os.path.join(work, "vpcprobe.json")

@@ -135,14 +135,19 @@ static void join_path(char *out, size_t outlen, const char *path, const char *ke
 	char shown[KEY_SHOW_MAX + 4];
 	size_t n = 0;
 
+	int w;
+
 	if (key == NULL) {
-		snprintf(out, outlen, "%s[%zu]", path, i);
-		return;
+		w = snprintf(out, outlen, "%s[%zu]", path, i);
+	} else {
+		for (; key[n] != '\0' && n < KEY_SHOW_MAX; n++)
+			shown[n] = (unsigned char)key[n] < 0x20 || key[n] == 0x7f ? '?' : key[n];
+		memcpy(shown + n, key[n] != '\0' ? "..." : "", key[n] != '\0' ? 4 : 1);
+		w = snprintf(out, outlen, "%s%s%s", path, path[0] != '\0' ? "." : "", shown);
 	}
-	for (; key[n] != '\0' && n < KEY_SHOW_MAX; n++)
-		shown[n] = (unsigned char)key[n] < 0x20 || key[n] == 0x7f ? '?' : key[n];
-	snprintf(shown + n, sizeof(shown) - n, "%s", key[n] != '\0' ? "..." : "");
-	snprintf(out, outlen, "%s%s%s", path, path[0] != '\0' ? "." : "", shown);
+	/* A path deeper than the buffer is cut short, and says so. */
+	if (w >= 0 && (size_t)w >= outlen && outlen > 4)
+		memcpy(out + outlen - 4, "...", 4);
 }
 
 /* Strings end up in file names, records, labels and the HTML page; none of

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "agent/cli.h"
+#include "agent/probe_once.h"
 #include "agent/runner.h"
 #include "agent/record.h"
 #include "agent/term.h"
@@ -46,46 +47,7 @@ struct run {
 	struct vp_target *url_targets; /* owned array; their strings borrowed from argv */
 	struct vp_target_run *runs;   /* owned: one per target */
 	size_t n_runs;
-	size_t n_done;
 };
-
-static void on_run_done(struct vp_target_run *tr)
-{
-	struct run *run = tr->data;
-
-	run->n_done++;
-}
-
-static int probe_all(struct run *run)
-{
-	uv_loop_t loop;
-	struct vp_runner *runner;
-	int r;
-
-	r = uv_loop_init(&loop);
-	if (r < 0) {
-		fprintf(stderr, "vpcprobe check: uv_loop_init: %s\n", uv_strerror(r));
-		return r;
-	}
-	runner = vp_runner_new(&loop, run->cfg);
-	if (!runner) {
-		fputs("vpcprobe check: out of memory for the probe engine\n", stderr);
-		uv_loop_close(&loop);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < run->n_runs; i++)
-		vp_runner_start(runner, &run->runs[i]);
-	while (run->n_done < run->n_runs && uv_run(&loop, UV_RUN_ONCE))
-		;
-	/* Every run is done; close the resolver and engine handles. */
-	vp_runner_close(runner, NULL, NULL);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	vp_runner_free(runner);
-	r = uv_loop_close(&loop);
-	if (r < 0)
-		fprintf(stderr, "vpcprobe check: uv_loop_close: %s, ignoring\n", uv_strerror(r));
-	return 0;
-}
 
 static void print_json(const struct run *run)
 {
@@ -145,16 +107,11 @@ static int targets_from_urls(struct run *run, char **urls, size_t n, uint32_t ti
 	if (!run->url_targets)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		struct vp_target *t = &run->url_targets[i];
-
-		if (vp_url_parse(urls[i], &t->url, err, sizeof(err)) < 0) {
+		if (vp_target_from_url(&run->url_targets[i], urls[i], timeout_ms, run->cfg->interval_s,
+		                       err, sizeof(err)) < 0) {
 			fprintf(stderr, "vpcprobe check: %s\n", err);
 			return -EINVAL;
 		}
-		t->name = urls[i];     /* borrowed from argv: never freed */
-		t->url_text = urls[i];
-		t->timeout_ms = timeout_ms;
-		t->interval_s = run->cfg->interval_s;
 	}
 	return 0;
 }
@@ -178,8 +135,6 @@ static int make_runs(struct run *run, char **urls, size_t n_urls, uint32_t timeo
 	for (size_t i = 0; i < n; i++) {
 		run->runs[i].target = &targets[i];
 		run->runs[i].timeout_ms = timeout_ms ? timeout_ms : targets[i].timeout_ms;
-		run->runs[i].done = on_run_done;
-		run->runs[i].data = run;
 	}
 	run->n_runs = n;
 	return 0;
@@ -247,7 +202,7 @@ int vp_cmd_check(int argc, char **argv)
 		status = VP_EXIT_OK;
 		goto out;
 	}
-	if (probe_all(&run) < 0)
+	if (vp_probe_once(run.cfg, run.runs, run.n_runs, "vpcprobe check") < 0)
 		goto out;
 	if (run.json)
 		print_json(&run);

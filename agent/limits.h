@@ -139,4 +139,26 @@
 #define VP_STATUS_STEP_MAX      1024    /* one command, bytes: a host name is up to 255 */
 #define VP_SPARK_BUCKETS        60      /* sparkline: one bucket per minute of the last hour */
 
+/* vpcprobe diagnose (agent/gcloud*.c, agent/firewall.c, agent/diagnose*.c,
+ * issue 7). The exports are what gcloud prints with --format=json; each is
+ * read whole, so each is bounded, and so is every list inside. The GCE
+ * quotas are far below these: 64 network tags per instance, 5,000 source
+ * ranges per firewall rule, 8 NICs per small VM. */
+#define VP_GCLOUD_FILE_MAX      (64 * 1024 * 1024) /* one export file, bytes */
+#define VP_GCLOUD_LINE_MAX      (64 * 1024) /* one line of check --json output */
+#define VP_GCLOUD_STR_MAX       512     /* a URL, path or email read from an export */
+#define VP_GCLOUD_NAME_MAX      64      /* a GCE name or network tag: 1..63 characters (RFC 1035) */
+#define VP_GCLOUD_RULES_MAX     20000   /* firewall rules in one list */
+#define VP_GCLOUD_LIST_MAX      5000    /* items of one list in a rule (sourceRanges, ports ...) */
+#define VP_GCLOUD_TAGS_MAX      64      /* network tags of an instance or a Direct VPC interface */
+#define VP_GCLOUD_NICS_MAX      16      /* network interfaces of an instance */
+#define VP_GCLOUD_SAS_MAX       16      /* service accounts of an instance */
+#define VP_GCLOUD_IPS_MAX       16      /* ipAddresses of a Cloud SQL instance */
+#define VP_GCLOUD_PEERINGS_MAX  256     /* private connections in one vpc-peerings list */
+#define VP_GCLOUD_RANGES_MAX    16      /* reservedPeeringRanges kept per connection */
+#define VP_GCLOUD_LOG_MAX       20000   /* log entries read; the rest is counted, not read */
+#define VP_GCLOUD_RESULTS_MAX   256     /* records of the diagnosed target kept from check --json output */
+#define VP_DIAG_TEXT_MAX        2048    /* the evidence, or the fix, of one step */
+#define VP_DIAG_RULES_SHOWN     8       /* rules named in one step's evidence; then "and N more" */
+
 #endif

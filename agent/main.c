@@ -24,6 +24,9 @@ static const char usage[] =
 	"  listeners [--json] [PORT...]\n"
 	"                      this host's listening TCP sockets, and on which address\n"
 	"  validate -c FILE    check a configuration file and print every error\n"
+	"  diagnose [--exports DIR] [--json] [--no-probe] [INPUT...] URL\n"
+	"                      walk the flowchart for one target: gcloud's exports\n"
+	"                      (connector, firewall rules, ...) and a probe\n"
 	"  version             print the version\n"
 	"\n"
 	"Run 'vpcprobe COMMAND --help' for a command's options.\n"
@@ -74,6 +77,8 @@ int main(int argc, char **argv)
 		return vp_cmd_listeners(argc - 1, argv + 1);
 	if (!strcmp(cmd, "validate"))
 		return vp_cmd_validate(argc - 1, argv + 1);
+	if (!strcmp(cmd, "diagnose"))
+		return vp_cmd_diagnose(argc - 1, argv + 1);
 	fprintf(stderr, "vpcprobe: unknown command '%s'; run 'vpcprobe --help' for the list\n", cmd);
 	return VP_EXIT_USAGE;
 }

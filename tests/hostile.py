@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""tests/hostile.py: `vpcprobe check` against targets that misbehave on
+purpose (tests/hostile_server.py, on 127.0.0.1 only), issue 9.
+
+One run probes every hostile behaviour and three well-behaved controls
+(PostgreSQL, Redis, HTTP) at once, and asserts:
+  - each hostile target's verdict (and reason where the contract fixes it);
+  - the controls are ok in that same run: a hostile peer stalls no other probe;
+  - the process's peak RSS stays within a fixed margin of a run against the
+    controls alone, although the endless targets send far more than that;
+  - every --json line parses, and no detail or hint holds a control
+    character: what the servers said comes out escaped;
+  - the table on the terminal holds no raw ESC (0x1b) byte.
+Prints "ok N - ..." / "not ok N - ..." lines; exits 0 when all pass, 1
+otherwise, 77 when it cannot run.
+
+Env: VPCPROBE (the binary, set by meson), TESTS_DIR (tests/ source dir).
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+TESTS_DIR = os.environ.get("TESTS_DIR", os.path.dirname(os.path.abspath(__file__)))
+VPCPROBE = os.environ.get("VPCPROBE", os.path.join(TESTS_DIR, "..", "build", "vpcprobe"))
+TIMEOUT_MS = 2000
+# What hostile peers may add to the peak RSS of a run: the endless targets
+# alone send hundreds of MiB in TIMEOUT_MS on loopback, so a reader without
+# a bound would pass it by far; an ASan build's allocator needs the slack.
+RSS_MARGIN_KIB = 32 * 1024
+
+n = 0
+failed = 0
+
+
+def check(desc, cond, info=""):
+    global n, failed
+    n += 1
+    if cond:
+        print(f"ok {n} - {desc}")
+    else:
+        failed += 1
+        print(f"not ok {n} - {desc}")
+        for line in str(info).splitlines()[:20]:
+            print(f"#   {line}")
+
+
+def run_check(args, tmp, name):
+    """vpcprobe check ARGS: (exit status, stdout bytes, stderr bytes, peak RSS KiB)."""
+    out_path = os.path.join(tmp, name + ".out")
+    err_path = os.path.join(tmp, name + ".err")
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        env = dict(os.environ)
+        env.pop("NO_COLOR", None)  # colour is decided by the terminal, not the test
+        p = subprocess.Popen([VPCPROBE, "check", "--timeout-ms", str(TIMEOUT_MS)] + args,
+                             stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
+        # wait4, not wait: the child's own peak RSS comes with its status.
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+    with open(out_path, "rb") as f:
+        stdout = f.read()
+    with open(err_path, "rb") as f:
+        stderr = f.read()
+    return p.returncode, stdout, stderr, usage.ru_maxrss
+
+
+def url(kind, port, path="/"):
+    if kind == "http":
+        return f"http://127.0.0.1:{port}{path}"
+    return f"{kind}://127.0.0.1:{port}"
+
+
+def clean_text(s):
+    """No C0 control (but none is expected at all), DEL or C1."""
+    return not any(ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f for c in s)
+
+
+def main():
+    if not os.access(VPCPROBE, os.X_OK):
+        print(f"Bail out! VPCPROBE={VPCPROBE} is not an executable")
+        return 1
+    server = subprocess.Popen([sys.executable, os.path.join(TESTS_DIR, "hostile_server.py")],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    try:
+        # Readiness: the server prints its ports once every one listens.
+        line = server.stdout.readline()
+        if not line:
+            print("Bail out! hostile_server.py did not start")
+            return 1
+        ports = json.loads(line)
+        with tempfile.TemporaryDirectory(prefix="vphostile.") as tmp:
+            return probe_all(ports, tmp)
+    finally:
+        server.terminate()   # our own child, by its PID
+        server.wait()
+
+
+def probe_all(ports, tmp):
+    # url -> (behaviour, allowed verdicts, reason or None)
+    cases = {}
+    for kind in ("postgres", "redis", "http"):
+        p = "/x"
+        cases[url(kind, ports["endless"], p)] = ("endless", {"protocol_error"}, "unexpected_reply")
+        cases[url(kind, ports["silent"], p)] = ("silent", {"timeout"}, "reply_timeout")
+        cases[url(kind, ports["reset"], p)] = ("reset", {"reset"}, None)
+    cases[url("postgres", ports["pg-endless"])] = ("pg-endless", {"protocol_error"}, "unexpected_reply")
+    cases[url("postgres", ports["pg-drip"])] = ("pg-drip", {"timeout"}, "reply_timeout")
+    cases[url("postgres", ports["pg-absurd"])] = ("pg-absurd", {"protocol_error"}, "unexpected_reply")
+    cases[url("postgres", ports["pg-error"])] = ("pg-error", {"protocol_error"}, "pg_hba_rejected")
+    cases[url("redis", ports["redis-endless"])] = ("redis-endless", {"protocol_error"}, "unexpected_reply")
+    cases[url("redis", ports["redis-drip"])] = ("redis-drip", {"timeout"}, "reply_timeout")
+    cases[url("redis", ports["redis-absurd"])] = ("redis-absurd", {"protocol_error"}, "unexpected_reply")
+    cases[url("redis", ports["redis-error"])] = ("redis-error", {"protocol_error"}, "err")
+    # A 200 is a 200, however long its body: read up to the bound, then ok.
+    cases[url("http", ports["http-endless"])] = ("http-endless", {"ok"}, "http_200")
+    cases[url("http", ports["http-drip"])] = ("http-drip", {"timeout"}, "reply_timeout")
+    # curl takes a Content-Length past 2^64 and waits for the body.
+    cases[url("http", ports["http-absurd"])] = ("http-absurd", {"timeout", "protocol_error"}, None)
+    cases[url("http", ports["http-error"])] = ("http-error", {"protocol_error"}, "http_500")
+    controls = {
+        url("postgres", ports["pg-good"]): "pg-good",
+        url("redis", ports["redis-good"]): "redis-good",
+        url("http", ports["http-good"]): "http-good",
+    }
+
+    # The controls alone: the memory baseline, and whether this build probes
+    # http at all (before the http probe, http:// was probed at TCP level).
+    rc, out, err, base_rss = run_check(["--json"] + list(controls), tmp, "controls")
+    recs = {}
+    for line in out.splitlines():
+        r = json.loads(line)
+        recs[r["url"]] = r
+    check("the controls alone are ok", rc == 0 and all(
+        recs.get(u, {}).get("verdict") == "ok" for u in controls), out.decode(errors="replace"))
+    http_probed = recs.get(url("http", ports["http-good"]), {}).get("reason") == "http_200"
+    if not http_probed:
+        print("# http:// is probed at the TCP level in this build: http cases skipped")
+        cases = {u: c for u, c in cases.items() if not u.startswith("http:")}
+        controls = {u: c for u, c in controls.items() if not u.startswith("http:")}
+
+    urls = list(cases) + list(controls)
+    rc, out, err, rss = run_check(["--json"] + urls, tmp, "hostile-json")
+    check("check --json exits 1 (some targets are not ok)", rc == 1,
+          f"exit status {rc}\n{err.decode(errors='replace')}")
+    records, bad_lines = {}, []
+    for line in out.splitlines():
+        try:
+            r = json.loads(line)
+            records.setdefault(r.get("url"), []).append(r)
+        except ValueError:
+            bad_lines.append(line)
+    check("every --json line is JSON", not bad_lines and records, bad_lines[:3])
+    check("no raw ESC byte in the JSON output", b"\x1b" not in out and b"\x1b" not in err)
+
+    for u, (behaviour, verdicts, reason) in cases.items():
+        rs = records.get(u, [])
+        got = [(r.get("verdict"), r.get("reason")) for r in rs]
+        ok = len(rs) == 1 and rs[0].get("verdict") in verdicts and \
+            (reason is None or rs[0].get("reason") == reason)
+        want = "/".join(sorted(verdicts)) + (f" ({reason})" if reason else "")
+        check(f"{behaviour} {u.split(':')[0]}: {want}", ok, f"got {got}")
+    for u, behaviour in controls.items():
+        rs = records.get(u, [])
+        check(f"{behaviour} in the same run: ok",
+              len(rs) == 1 and rs[0].get("verdict") == "ok",
+              f"got {[(r.get('verdict'), r.get('reason'), r.get('detail')) for r in rs]}")
+
+    dirty = [(u, r.get("detail"), r.get("hint")) for u, rs in records.items() for r in rs
+             if not clean_text(r.get("detail") or "") or not clean_text(r.get("hint") or "")]
+    check("every detail and hint is free of control characters", not dirty, dirty[:3])
+    pg_error = records.get(url("postgres", ports["pg-error"]), [{}])[0].get("detail", "")
+    check("the server's escapes are shown escaped, not dropped",
+          "\\x1b[31mRED" in pg_error and "<script>" in pg_error, pg_error)
+
+    check(f"peak RSS with hostile peers ({rss} KiB) within {RSS_MARGIN_KIB} KiB of the "
+          f"controls alone ({base_rss} KiB)", rss <= base_rss + RSS_MARGIN_KIB)
+    print(f"# peak RSS: controls alone {base_rss} KiB, with {len(cases)} hostile targets {rss} KiB")
+
+    # The table, as a person at a terminal reads it.
+    rc, out, err, _ = run_check(urls, tmp, "hostile-table")
+    check("check (table) exits 1", rc == 1, f"exit status {rc}\n{err.decode(errors='replace')}")
+    check("no raw ESC byte in the table", b"\x1b" not in out and b"\x1b" not in err,
+          out.decode(errors="replace")[:2000])
+    try:
+        text = out.decode("utf-8")
+    except UnicodeDecodeError as e:
+        text = None
+        check("the table is valid UTF-8", False, e)
+    check("no C1 control in the table", text is not None and clean_text(text.replace("\n", "")))
+    check("the table names every target",
+          all(u.split("/")[2] in out.decode(errors="replace") for u in urls))
+    print(f"1..{n}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

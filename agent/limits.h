@@ -60,6 +60,14 @@
 #define VP_PREVIEW_BYTES        48      /* bytes of an unexpected reply shown (escaped) in a detail */
 #define VP_PROTO_REASON_MAX     32      /* a reason made from a server's word, bytes */
 
+/* The http(s) probe (probes/http.c, issue 4). The body is read up to
+ * VP_REPLY_MAX like every reply; the status line and headers are bounded by
+ * libcurl itself (CURL_MAX_HTTP_HEADER, 100 KiB). */
+#define VP_HTTP_EXPECT_MAX      16      /* codes and ranges in one expect_status */
+#define VP_HTTP_EXPECT_TEXT_MAX 128     /* expect_status as written, bytes */
+#define VP_HTTP_SERVER_MAX      64      /* the Server or Via header kept for the detail */
+#define VP_HTTP_CA_CACHE_S      300     /* a ca_file is read again after this (CURLOPT_CA_CACHE_TIMEOUT) */
+
 /* Text. */
 #define VP_DETAIL_MAX           256
 #define VP_HINT_MAX             512

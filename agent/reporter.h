@@ -10,35 +10,16 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "agent/curl_uv.h"
 #include "agent/metadata.h"
 #include "agent/scheduler.h"
 #include "agent/spool.h"
 #include "config/config.h"
 
-/* ---- libcurl on the libuv loop (reporter_curl.c) ----
- * CURLMOPT_SOCKETFUNCTION gives every socket a uv_poll_t, CURLMOPT_
- * TIMERFUNCTION drives a uv_timer_t, and curl_multi_socket_action() runs
- * from their callbacks. Shared by the reporter and the metadata reader. */
-struct vp_curlm;
-
-/* One transfer. The owner sets 'easy' up, keeps it, and frees it (in or
- * after 'done'). 'done' runs from the loop once the transfer ended. */
-struct vp_http_xfer {
-	CURL *easy;                                          /* owned by the owner */
-	void (*done)(struct vp_http_xfer *x, CURLcode rc);
-	void *data;                                          /* the owner's */
-};
-
-/* NULL when out of memory. */
-struct vp_curlm *vp_curlm_new(uv_loop_t *loop);
-/* Starts 'x'. Returns 0 or -errno (then 'done' never runs). */
-int vp_curlm_add(struct vp_curlm *cm, struct vp_http_xfer *x);
-/* Aborts 'x' without calling 'done'. The easy handle stays the owner's. */
-void vp_curlm_remove(struct vp_curlm *cm, struct vp_http_xfer *x);
-/* Every transfer must be removed or done first. Closes the sockets and the
- * timer, then runs 'closed' (may be NULL) and frees itself. Safe to call
- * from a 'done' callback. */
-void vp_curlm_close(struct vp_curlm *cm, void (*closed)(void *arg), void *arg);
+/* ---- libcurl on the libuv loop ----
+ * struct vp_curlm and struct vp_http_xfer come from agent/curl_uv.h: one
+ * multi handle per loop, shared by the reporter, the metadata reader and
+ * the http probes. */
 
 /* ---- bodies (reporter_body.c) ---- */
 

@@ -549,6 +549,114 @@ static void parse_tls(struct loader *ld, const char *path, json_t *v, void *dst,
 
 #define K_PG (1u << VP_KIND_POSTGRES)
 #define K_REDIS ((1u << VP_KIND_REDIS) | (1u << VP_KIND_REDISS))
+#define K_HTTP ((1u << VP_KIND_HTTP) | (1u << VP_KIND_HTTPS))
+#define K_HTTPS (1u << VP_KIND_HTTPS)
+
+/* One status code of expect_status: three digits, 100..599. */
+static int parse_status_code(const char **s, uint16_t *ret)
+{
+	unsigned v = 0;
+
+	for (int i = 0; i < 3; i++, (*s)++) {
+		if (**s < '0' || **s > '9')
+			return -EINVAL;
+		v = v * 10 + (unsigned)(**s - '0');
+	}
+	if (v < 100 || v > 599)
+		return -ERANGE;
+	*ret = (uint16_t)v;
+	return 0;
+}
+
+/* expect_status: codes and inclusive ranges, comma-separated, no spaces:
+ * "200-399", "200,204", "200-299,404". One form only, so that a reader of
+ * any config knows what it means. */
+static void parse_expect_status(struct loader *ld, const char *path, json_t *v, void *dst,
+                                const struct field *f)
+{
+	struct vp_status_ranges *out = &((struct vp_target *)dst)->expect_status;
+	struct vp_status_ranges rs = { .n = 0 };
+	const char *text, *s;
+	int r = 0;
+
+	if (!expect_type(ld, path, v, JSON_STRING) ||
+	    !check_string(ld, path, v, 1, VP_HTTP_EXPECT_TEXT_MAX))
+		return;
+	text = s = json_string_value(v);
+	while (r == 0) {
+		struct vp_status_range *range;
+
+		if (rs.n == VP_HTTP_EXPECT_MAX) {
+			report(ld, path, "'%s': more than %d codes and ranges", text, VP_HTTP_EXPECT_MAX);
+			return;
+		}
+		range = &rs.r[rs.n];
+		r = parse_status_code(&s, &range->lo);
+		range->hi = range->lo;
+		if (r == 0 && *s == '-') {
+			s++;
+			r = parse_status_code(&s, &range->hi);
+		}
+		if (r == 0 && range->hi < range->lo) {
+			report(ld, path, "'%s': the range %u-%u is reversed", text, range->lo, range->hi);
+			return;
+		}
+		rs.n++;
+		if (r == 0 && *s != ',')
+			break;
+		s++;
+	}
+	if (r == -ERANGE)
+		report(ld, path, "'%s': a status code is 100..599", text);
+	else if (r < 0 || *s != '\0')
+		report(ld, path, "'%s': expected status codes and ranges such as \"200-399\", "
+		       "\"200,204\" or \"200-299,404\"", text);
+	else
+		*out = rs;
+}
+
+/* host_header goes into a request header as it is: a host name or address
+ * and an optional port, nothing that could end the header or start another. */
+static void parse_host_header(struct loader *ld, const char *path, json_t *v, void *dst,
+                              const struct field *f)
+{
+	struct vp_target *t = dst;
+	const char *s;
+
+	if (!expect_type(ld, path, v, JSON_STRING) || !check_string(ld, path, v, 1, VP_HOST_MAX - 1))
+		return;
+	s = json_string_value(v);
+	if (s[strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:[]")]) {
+		report(ld, path, "'%s': expected a host name and an optional port, as in "
+		       "\"api.internal\" or \"api.internal:8080\"", s);
+		return;
+	}
+	set_string(ld, path, &t->host_header, s);
+}
+
+/* The CA bundle is read by every https probe; a missing one is a config
+ * error now rather than a tls_error on every probe later. */
+static void parse_ca_file(struct loader *ld, const char *path, json_t *v, void *dst,
+                          const struct field *f)
+{
+	struct vp_target *t = dst;
+	struct stat st;
+	const char *s;
+
+	if (!expect_type(ld, path, v, JSON_STRING) ||
+	    !check_string(ld, path, v, 1, FILE_PATH_LEN_MAX))
+		return;
+	s = json_string_value(v);
+	if (stat(s, &st) < 0 || access(s, R_OK) < 0) {
+		report(ld, path, "cannot read '%s': %s", s, strerror(errno));
+		return;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		report(ld, path, "'%s' is not a regular file; expected PEM certificates", s);
+		return;
+	}
+	set_string(ld, path, &t->ca_file, s);
+}
 
 /* A connector's range is an IPv4 /28, and Direct VPC egress sends from its
  * subnet, which is wider: anything narrower than /28, or IPv6, is a mistake
@@ -576,7 +684,8 @@ static void parse_connector_range(struct loader *ld, const char *path, json_t *v
 }
 
 enum { TF_NAME, TF_URL, TF_INTERVAL, TF_TIMEOUT, TF_PASSWORD, TF_USER, TF_DATABASE,
-       TF_USERNAME, TF_TLS, TF_CONNECTOR };
+       TF_USERNAME, TF_TLS, TF_CONNECTOR,
+       TF_EXPECT_STATUS, TF_HOST_HEADER, TF_CA_FILE };
 
 static const struct field target_fields[] = {
 	[TF_NAME] = { .key = "name", .type = FT_STR, .required = true, .min = 1,
@@ -600,6 +709,14 @@ static const struct field target_fields[] = {
 	             .off = offsetof(struct vp_target, tls), .parse = parse_tls },
 	[TF_CONNECTOR] = F_CUSTOM("connector_range", struct vp_target, connector_range,
 	                          parse_connector_range),
+	[TF_EXPECT_STATUS] = { .key = "expect_status", .type = FT_CUSTOM, .kinds = K_HTTP,
+	                       .off = offsetof(struct vp_target, expect_status),
+	                       .parse = parse_expect_status },
+	[TF_HOST_HEADER] = { .key = "host_header", .type = FT_CUSTOM, .kinds = K_HTTP,
+	                     .off = offsetof(struct vp_target, host_header),
+	                     .parse = parse_host_header },
+	[TF_CA_FILE] = { .key = "ca_file", .type = FT_CUSTOM, .kinds = K_HTTPS,
+	                 .off = offsetof(struct vp_target, ca_file), .parse = parse_ca_file },
 };
 
 /* A key that the target's kind does not use would be silently ignored; a
@@ -1086,6 +1203,8 @@ struct vp_config *vp_config_free(struct vp_config *cfg)
 		free(cfg->targets[i].user);
 		free(cfg->targets[i].database);
 		free(cfg->targets[i].username);
+		free(cfg->targets[i].host_header);
+		free(cfg->targets[i].ca_file);
 	}
 	free(cfg->targets);
 	free(cfg->listeners);

@@ -20,6 +20,19 @@ enum vp_tls_mode {
 	VP_TLS_INVALID = -EINVAL,
 };
 
+/* An http(s) target's expect_status: the statuses that mean ok, as
+ * inclusive ranges ("200-399", "200,204", "200-299,404"). n == 0 means the
+ * default, 200-399, so that a target made without the loader has it too. */
+struct vp_status_range {
+	uint16_t lo;
+	uint16_t hi;
+};
+
+struct vp_status_ranges {
+	uint8_t n;
+	struct vp_status_range r[VP_HTTP_EXPECT_MAX];
+};
+
 #define VP_PG_DEFAULT_USER "vpcprobe"
 #define VP_PG_DEFAULT_DATABASE "postgres"
 
@@ -39,6 +52,9 @@ struct vp_target {
 	char *database;        /* owned, postgres only; NULL: VP_PG_DEFAULT_DATABASE */
 	char *username;        /* owned, redis only; NULL: AUTH with the password alone */
 	enum vp_tls_mode tls;  /* postgres only; VP_TLS_PREFER unless set */
+	struct vp_status_ranges expect_status; /* http(s) only */
+	char *host_header;     /* owned, http(s) only; NULL: the URL's host (and port) */
+	char *ca_file;         /* owned, https only; NULL: the system's CA bundle */
 	/* The Serverless VPC Access connector's range (or Direct VPC egress
 	 * subnet) that must reach this target, for the status page's firewall
 	 * commands; family 0 when not set. */

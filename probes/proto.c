@@ -3,6 +3,8 @@
 
 extern const struct vp_proto vp_proto_postgres;
 extern const struct vp_proto vp_proto_redis;
+extern const struct vp_proto vp_proto_http;
+extern const struct vp_proto vp_proto_https;
 
 const struct vp_proto *vp_proto_for(enum vp_kind kind)
 {
@@ -12,8 +14,18 @@ const struct vp_proto *vp_proto_for(enum vp_kind kind)
 	case VP_KIND_REDIS:
 	case VP_KIND_REDISS: /* decides tls_not_built until the TLS module exists */
 		return &vp_proto_redis;
+	case VP_KIND_HTTP:
+		return &vp_proto_http;
+	case VP_KIND_HTTPS:
+		return &vp_proto_https;
 	default:
 		/* Probed at the TCP level; the detail says so. */
 		return NULL;
 	}
+}
+
+/* libcurl makes the http(s) connection on the probe's socket (probes/tcp.h). */
+bool vp_proto_connects(const struct vp_proto *proto)
+{
+	return proto == &vp_proto_http || proto == &vp_proto_https;
 }

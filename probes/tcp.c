@@ -295,6 +295,19 @@ static uint64_t deadline_delay_ms(uv_loop_t *loop, uint64_t deadline_ns)
 	return due_ms > now_ms ? due_ms - now_ms : 0;
 }
 
+/* Whether a socket that a protocol connects has completed its handshake:
+ * getpeername() says ENOTCONN while the SYN is out (SYN_SENT) or after a
+ * failure (CLOSE). */
+static bool peer_connected(struct vp_tcp_probe *p)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+	uv_os_fd_t fd;
+
+	return uv_fileno((uv_handle_t *)&p->tcp, &fd) == 0 &&
+	       getpeername(fd, (struct sockaddr *)&peer, &len) == 0;
+}
+
 static void on_deadline(uv_timer_t *t)
 {
 	struct vp_tcp_probe *p = t->data;
@@ -310,6 +323,9 @@ static void on_deadline(uv_timer_t *t)
 		uv_timer_start(t, on_deadline, rest, 0);
 		return;
 	}
+	/* The protocol tells the exact time, if it knows it, before 'done'. */
+	if (!p->connected_ns && p->proto_connects && p->tcp_open && peer_connected(p))
+		p->connected_ns = now;
 	if (p->connected_ns)
 		decide_phase(p, VP_VERDICT_TIMEOUT, VP_REASON_REPLY_TIMEOUT, ETIMEDOUT,
 		             "no complete reply before the deadline");
@@ -348,6 +364,7 @@ void vp_tcp_probe_start(uv_loop_t *loop, struct vp_tcp_probe *p, const struct so
 	p->rlen = p->rcap = p->rtotal = 0;
 	p->proto_decided = false;
 	p->proto_out = NULL;
+	p->proto_connects = p->proto && vp_proto_connects(p->proto);
 	p->obs.icmp_family = 0;
 	p->obs.icmp_from[0] = '\0';
 
@@ -378,10 +395,21 @@ void vp_tcp_probe_start(uv_loop_t *loop, struct vp_tcp_probe *p, const struct so
 		decide(p, VP_CONNECT_SETUP_FAILED, r, "setsockopt");
 		return;
 	}
+	if (p->proto_connects) {
+		r = p->proto->start(p);
+		if (r < 0)
+			decide(p, VP_CONNECT_SETUP_FAILED, -r, p->proto->name);
+		return;
+	}
 	p->connect_req.data = p;
 	r = uv_tcp_connect(&p->connect_req, &p->tcp, sa, on_connect);
 	if (r < 0)
 		decide(p, VP_CONNECT_SETUP_FAILED, -r, "connect");
+}
+
+void vp_tcp_connect_failed(struct vp_tcp_probe *p, int err, const char *op)
+{
+	decide(p, op ? VP_CONNECT_SETUP_FAILED : VP_CONNECT_FAILED, err, op ? op : "connect");
 }
 
 void vp_tcp_probe_cancel(struct vp_tcp_probe *p)

@@ -31,6 +31,7 @@ struct vp_tcp_probe {
 	const struct vp_proto *proto;  /* borrowed, NULL: decide at the handshake */
 	void *proto_state;         /* owned by 'proto' */
 	const struct vp_target *target; /* borrowed, may be NULL: user, password, tls settings */
+	bool proto_connects;       /* 'proto' connects the socket itself (vp_proto_connects) */
 	uint8_t *rbuf;             /* owned: bytes read, not yet consumed */
 	size_t rlen;
 	size_t rcap;               /* grows to VP_REPLY_MAX at most */
@@ -55,6 +56,22 @@ struct vp_tcp_probe {
  * until then. obs.kind/address/port/timeout_ms are filled by the caller. */
 void vp_tcp_probe_start(uv_loop_t *loop, struct vp_tcp_probe *p, const struct sockaddr *sa,
                         uint32_t timeout_ms, vp_tcp_done_cb done);
+
+/* Whether 'proto' connects and talks on the socket itself, through a dup()
+ * of it, instead of through the probe (probes/proto.c). The probe then opens
+ * the socket (IP_RECVERR set) and calls proto->start at once; it neither
+ * connects nor reads, and the protocol reports a failed connect with
+ * vp_tcp_connect_failed(). The http probe works so: libcurl 7.88 cannot
+ * take a socket that is already connected (it calls connect() on it even
+ * when told CURL_SOCKOPT_ALREADY_CONNECTED, curl issue #10626, fixed in
+ * 8.0), so it connects the probe's own socket. */
+bool vp_proto_connects(const struct vp_proto *proto);
+
+/* For a protocol that connects: its connect failed with 'err' (a positive
+ * errno). With 'op' NULL it failed on the wire and is classified exactly
+ * like the probe's own connect, ICMP error queue included; with 'op' (the
+ * call that failed) the agent could not try. Ends the probe. */
+void vp_tcp_connect_failed(struct vp_tcp_probe *p, int err, const char *op);
 
 /* Closes a finished probe's handles (see close_later). */
 void vp_tcp_probe_close(struct vp_tcp_probe *p);

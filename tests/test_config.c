@@ -265,6 +265,66 @@ static const struct bad_case bad_cases[] = {
 	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1', 'user': 'u', 'username': 'u', "
 	  "'tls': 'disable'}]}", 3, NULL, { "targets[0].user: applies", "targets[0].username: "
 	  "applies", "targets[0].tls: applies" } },
+	/* http(s): expect_status, host_header, ca_file (issue 4) */
+	{ "{'targets': [{'name': 'a', 'url': 'http://h/', 'expect_status': 200}]}", 1, NULL,
+	  { SRC "targets[0].expect_status: expected a string, got an integer" } },
+	{ "{'targets': [{'name': 'a', 'url': 'http://h/', 'expect_status': ''}]}", 1, NULL,
+	  { "targets[0].expect_status: empty string; expected 1..128 bytes" } },
+	{ "{'targets': [{'name': 'a', 'url': 'http://h/', 'expect_status': 'abc'}]}", 1, NULL,
+	  { SRC "targets[0].expect_status: 'abc': expected status codes and ranges such as "
+	  "\"200-399\", \"200,204\" or \"200-299,404\"" } },
+	{ "{'targets': [{'name': 'a', 'url': 'http://h/', 'expect_status': '200-'}]}", 1, NULL,
+	  { "targets[0].expect_status: '200-': expected status codes and ranges" } },
+	{ "{'targets': [{'name': 'a', 'url': 'http://h/', 'expect_status': '2000'}]}", 1, NULL,
+	  { "targets[0].expect_status: '2000': expected status codes and ranges" } },
+	{ "{'targets': [{'name': 'a', 'url': 'http://h/', 'expect_status': '200,,204'}]}", 1, NULL,
+	  { "targets[0].expect_status: '200,,204': expected status codes and ranges" } },
+	{ "{'targets': [{'name': 'a', 'url': 'http://h/', 'expect_status': '200,'}]}", 1, NULL,
+	  { "targets[0].expect_status: '200,': expected status codes and ranges" } },
+	{ "{'targets': [{'name': 'a', 'url': 'http://h/', 'expect_status': '200 - 399'}]}", 1, NULL,
+	  { "targets[0].expect_status: '200 - 399': expected status codes and ranges" } },
+	{ "{'targets': [{'name': 'a', 'url': 'http://h/', 'expect_status': '600'}]}", 1, NULL,
+	  { SRC "targets[0].expect_status: '600': a status code is 100..599" } },
+	{ "{'targets': [{'name': 'a', 'url': 'http://h/', 'expect_status': '200-099'}]}", 1, NULL,
+	  { "targets[0].expect_status: '200-099': a status code is 100..599" } },
+	{ "{'targets': [{'name': 'a', 'url': 'http://h/', 'expect_status': '399-200'}]}", 1, NULL,
+	  { SRC "targets[0].expect_status: '399-200': the range 399-200 is reversed" } },
+	{ "{'targets': [{'name': 'a', 'url': 'http://h/', 'expect_status': '200,201,202,203,204,"
+	  "205,206,207,208,209,210,211,212,213,214,215,216'}]}", 1, NULL,
+	  { "targets[0].expect_status: '200,201,202,203,204,205,206,207,208,209,210,211,212,213,"
+	  "214,215,216': more than 16 codes and ranges" } },
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:80', 'expect_status': '200'}]}", 1, NULL,
+	  { SRC "targets[0].expect_status: applies to http://, https:// targets only, not to "
+	  "tcp://" } },
+	{ "{'targets': [{'name': 'a', 'url': 'http://h/', 'host_header': 'a b'}]}", 1, NULL,
+	  { SRC "targets[0].host_header: 'a b': expected a host name and an optional port, as in "
+	  "\"api.internal\" or \"api.internal:8080\"" } },
+	{ "{'targets': [{'name': 'a', 'url': 'http://h/', 'host_header': 'a/b'}]}", 1, NULL,
+	  { "targets[0].host_header: 'a/b': expected a host name" } },
+	{ "{'targets': [{'name': 'a', 'url': 'http://h/', 'host_header': 'x\\r\\nEvil: 1'}]}", 1,
+	  NULL, { "targets[0].host_header: control character at byte 1" } },
+	{ "{'targets': [{'name': 'a', 'url': 'http://h/', 'host_header': ''}]}", 1, NULL,
+	  { "targets[0].host_header: empty string; expected 1..255 bytes" } },
+	{ "{'targets': [{'name': 'a', 'url': 'https://h/', 'host_header': []}]}", 1, NULL,
+	  { "targets[0].host_header: expected a string, got an array" } },
+	{ "{'targets': [{'name': 'a', 'url': 'redis://h', 'host_header': 'h'}]}", 1, NULL,
+	  { "targets[0].host_header: applies to http://, https:// targets only, not to redis://" } },
+	{ "{'targets': [{'name': 'a', 'url': 'https://h/', 'ca_file': '/nonexistent/ca.pem'}]}", 1,
+	  NULL, { SRC "targets[0].ca_file: cannot read '/nonexistent/ca.pem': No such file or "
+	  "directory" } },
+	{ "{'targets': [{'name': 'a', 'url': 'https://h/', 'ca_file': '/'}]}", 1, NULL,
+	  { "targets[0].ca_file: '/' is not a regular file; expected PEM certificates" } },
+	{ "{'targets': [{'name': 'a', 'url': 'https://h/', 'ca_file': 5}]}", 1, NULL,
+	  { "targets[0].ca_file: expected a string, got an integer" } },
+	{ "{'targets': [{'name': 'a', 'url': 'https://h/', 'ca_file': ''}]}", 1, NULL,
+	  { "targets[0].ca_file: empty string" } },
+	{ "{'targets': [{'name': 'a', 'url': 'http://h/', 'ca_file': '/'}]}", 2, NULL,
+	  { "targets[0].ca_file: '/' is not a regular file", "targets[0].ca_file: applies to "
+	  "https:// targets only, not to http://" } },
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1', 'colour': 1}]}", 1, NULL,
+	  { "targets[0].colour: unknown key (known: name, url, interval_s, timeout_ms, "
+	    "password_file, user, database, username, tls, connector_range, expect_status, "
+	    "host_header, ca_file)" } },
 	/* listeners */
 	{ "{'listeners': {}}", 1, NULL, { "listeners: expected an array, got an object" } },
 	{ "{'listeners': [5432]}", 1, NULL, { "listeners[0]: expected an object, got an integer" } },
@@ -970,6 +1030,83 @@ START_TEST(test_target_keys)
 }
 END_TEST
 
+/* The http(s) keys land in the target (issue 4). "@CA@" is a CA file the
+ * test writes. */
+struct http_key_case {
+	const char *keys;
+	uint8_t n;                    /* expect_status ranges */
+	uint16_t first_lo, first_hi, last_lo, last_hi;
+	const char *host_header;      /* NULL: not set */
+	bool ca_file;
+};
+
+static const struct http_key_case http_key_cases[] = {
+	{ "", 0, 0, 0, 0, 0, NULL, false },
+	{ ", 'expect_status': '200-399'", 1, 200, 399, 200, 399, NULL, false },
+	{ ", 'expect_status': '204'", 1, 204, 204, 204, 204, NULL, false },
+	{ ", 'expect_status': '200,204'", 2, 200, 200, 204, 204, NULL, false },
+	{ ", 'expect_status': '200-299,404,500-503'", 3, 200, 299, 500, 503, NULL, false },
+	{ ", 'expect_status': '100-599'", 1, 100, 599, 100, 599, NULL, false },
+	{ ", 'expect_status': '200,201,202,203,204,205,206,207,208,209,210,211,212,213,214,215'",
+	  16, 200, 200, 215, 215, NULL, false },
+	{ ", 'host_header': 'api.internal'", 0, 0, 0, 0, 0, "api.internal", false },
+	{ ", 'host_header': 'api.internal:8080'", 0, 0, 0, 0, 0, "api.internal:8080", false },
+	{ ", 'host_header': '[fd00:198:18::2]:443'", 0, 0, 0, 0, 0, "[fd00:198:18::2]:443", false },
+	{ ", 'ca_file': '@CA@', 'expect_status': '200', 'host_header': 'db_1.internal'", 1, 200,
+	  200, 200, 200, "db_1.internal", true },
+};
+
+START_TEST(test_http_keys)
+{
+	const struct http_key_case *c = &http_key_cases[_i];
+	char dir[] = "/tmp/vp-test-ca-XXXXXX";
+	char ca[PATH_MAX], keys[PATH_MAX + 256], text[2 * PATH_MAX + 256];
+	const char *at;
+	struct vp_config *cfg = NULL;
+	const struct vp_target *t;
+	char err[4096] = "";
+	char *json;
+	FILE *f;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+	f = fopen(ca, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n", f);
+	ck_assert_int_eq(fclose(f), 0);
+	at = strstr(c->keys, "@CA@");
+	if (at != NULL)
+		snprintf(keys, sizeof(keys), "%.*s%s%s", (int)(at - c->keys), c->keys, ca, at + 4);
+	else
+		snprintf(keys, sizeof(keys), "%s", c->keys);
+	snprintf(text, sizeof(text), "{'targets': [{'name': 'a', 'url': 'https://h/healthz'%s}]}",
+	         keys);
+	json = json_of(text);
+	ck_assert_msg(vp_config_load_string(json, "t.json", &cfg, err, sizeof(err)) == 0,
+	              "row %d: %s", _i, err);
+	t = &cfg->targets[0];
+	ck_assert_uint_eq(t->expect_status.n, c->n);
+	if (c->n > 0) {
+		ck_assert_uint_eq(t->expect_status.r[0].lo, c->first_lo);
+		ck_assert_uint_eq(t->expect_status.r[0].hi, c->first_hi);
+		ck_assert_uint_eq(t->expect_status.r[c->n - 1].lo, c->last_lo);
+		ck_assert_uint_eq(t->expect_status.r[c->n - 1].hi, c->last_hi);
+	}
+	if (c->host_header != NULL)
+		ck_assert_str_eq(t->host_header, c->host_header);
+	else
+		ck_assert_ptr_null(t->host_header);
+	if (c->ca_file)
+		ck_assert_str_eq(t->ca_file, ca);
+	else
+		ck_assert_ptr_null(t->ca_file);
+	vp_config_free(cfg);
+	free(json);
+	ck_assert_int_eq(unlink(ca), 0);
+	ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
 /* Files: what is in them, or what they are, and what the loader says. */
 enum file_kind {
 	FILE_MISSING, FILE_DIR, FILE_HUGE, FILE_AT_LIMIT, FILE_TEXT, FILE_UNREADABLE,
@@ -1131,6 +1268,7 @@ static Suite *config_suite(void)
 	tcase_add_loop_test(loads, test_password_file, 0, N_ELEMS(password_cases));
 	tcase_add_test(loads, test_password_unreadable);
 	tcase_add_test(loads, test_target_keys);
+	tcase_add_loop_test(loads, test_http_keys, 0, N_ELEMS(http_key_cases));
 	tcase_add_test(loads, test_api_edges);
 	suite_add_tcase(s, errors);
 	suite_add_tcase(s, loads);

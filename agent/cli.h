@@ -12,6 +12,7 @@ int vp_cmd_check(int argc, char **argv);
 int vp_cmd_validate(int argc, char **argv);
 int vp_cmd_listeners(int argc, char **argv);
 int vp_cmd_run(int argc, char **argv);
+int vp_cmd_beacon(int argc, char **argv);
 int vp_cmd_diagnose(int argc, char **argv);
 
 /* Loads -c FILE when given; otherwise VP_CONFIG_DEFAULT_PATH when it exists,

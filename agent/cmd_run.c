@@ -8,6 +8,7 @@
 
 #include "agent/cli.h"
 #include "agent/limits.h"
+#include "agent/listen_checks.h"
 #include "agent/log.h"
 #include "agent/reporter.h"
 #include "agent/scheduler.h"
@@ -45,6 +46,7 @@ struct daemon {
 	struct vp_scheduler *sched;       /* owned */
 	struct vp_config *old_cfg;        /* owned while the old scheduler closes */
 	struct vp_scheduler *old_sched;   /* owned, closing */
+	struct vp_listen_checks *checks;  /* owned: listener checks and beacons (issue 3) */
 	struct vp_status *status;         /* owned: the status endpoints */
 	struct vp_reporter *reporter;     /* owned, NULL without a collector; frees itself on close */
 	struct vp_delivery_stats delivery; /* the spool's and the reporter's counts */
@@ -94,6 +96,24 @@ static void on_result(struct vp_sched_target *st, void *arg)
 	vp_reporter_add_run(d->reporter, st);
 	if (st->sched == d->sched)
 		notify_status(d);
+}
+
+/* Beacon arrivals (issue 3) are results of kind beacon that come from the
+ * beacons, not from the schedule: their own hook. The beacon has counted
+ * them; the log takes at most VP_BEACON_LOG_PER_S of them a second. */
+static void on_beacon_arrival(struct vp_beacon_server *b, const struct vp_beacon_arrival *a,
+                              void *arg)
+{
+	char expect[VP_DETAIL_MAX], detail[VP_DETAIL_MAX], hint[VP_HINT_MAX];
+	uint64_t skipped;
+
+	(void)arg;
+	if (!vp_beacon_server_log_gate(b, &skipped))
+		return;
+	vp_beacon_server_expect_text(b, expect, sizeof(expect));
+	vp_beacon_explain(a, vp_beacon_server_listen(b), expect, detail, sizeof(detail), hint,
+	                  sizeof(hint));
+	vp_log_info("beacon: %s%s", detail, skipped ? "; more arrived than are logged" : "");
 }
 
 static void on_old_closed(struct vp_scheduler *s, void *arg)
@@ -172,6 +192,7 @@ static void reload(struct daemon *d)
 	d->old_cfg = d->cfg;
 	d->sched = s;
 	d->cfg = cfg;
+	(void)vp_listen_checks_apply(d->checks, cfg); /* failures are logged; the rest run */
 	vp_scheduler_stop(d->old_sched, on_old_closed, d);
 	vp_log_info("reloaded config '%s': %zu targets", path, cfg->n_targets);
 	notify_status(d);
@@ -211,6 +232,7 @@ static void stop(struct daemon *d, int signum)
 	vp_log_info("stopping on %s", strsignal(signum));
 	uv_timer_start(&d->grace, on_grace, VP_STOP_GRACE_MS, 0);
 	vp_scheduler_stop(d->sched, on_sched_closed, d);
+	vp_listen_checks_stop(d->checks);
 	vp_reporter_close(d->reporter, true);
 	d->reporter = NULL;
 }
@@ -344,6 +366,9 @@ int vp_cmd_run(int argc, char **argv)
 	/* Bound before READY=1 (issue 5): the page answers once systemd says so. */
 	if (start_status(&d) < 0)
 		return VP_EXIT_NOT_OK;
+	d.checks = vp_listen_checks_new(&d.loop, on_beacon_arrival, &d);
+	if (!d.checks || vp_listen_checks_apply(d.checks, d.cfg) < 0)
+		return VP_EXIT_NOT_OK;
 	vp_scheduler_start(d.sched, NULL);
 	vp_log_info("started: config '%s', %zu targets, agent '%s'", d.cfg->source,
 	            d.cfg->n_targets, d.cfg->agent_name);
@@ -352,6 +377,7 @@ int vp_cmd_run(int argc, char **argv)
 
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 
+	vp_listen_checks_free(d.checks);
 	vp_status_free(d.status);
 	vp_scheduler_free(d.sched);
 	vp_scheduler_free(d.old_sched);

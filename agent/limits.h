@@ -122,6 +122,22 @@
 #define VP_LISTEN_SCAN_LINKS_MAX 262144 /* /proc/PID/fd links read to find owners */
 #define VP_LISTEN_COMM_MAX      64      /* a process name (the kernel's comm is 16) */
 
+/* Beacon (probes/beacon.c, agent/cmd_beacon.c, issue 3). It faces anyone who
+ * can reach its port: it reads a small request at most, gives every
+ * connection a deadline and holds a fixed number of them. Each held
+ * connection costs about 3.5 KiB (its handles, request buffer and answer)
+ * and a descriptor; the default cap keeps that under 16 MiB. */
+#define VP_BEACON_REQUEST_MAX   2048    /* request line and headers read, bytes; then 431 */
+#define VP_BEACON_RESPONSE_MAX  640     /* the whole answer, headers and body */
+#define VP_BEACON_TIMEOUT_MS    10000   /* a connection's deadline for its request; then closed */
+#define VP_BEACON_CONN_DEFAULT  4096    /* connections held at once; more are accepted and closed */
+#define VP_BEACON_CONN_MAX      65536   /* beacon --max-connections */
+#define VP_BEACON_REJECT_SLOTS  64      /* over-cap connections closing at once; then accept() waits */
+#define VP_BEACON_ARRIVALS_MAX  1024    /* arrivals kept per beacon for the status page */
+#define VP_BEACON_BACKLOG       4096    /* listen() backlog (the kernel caps it at somaxconn) */
+#define VP_BEACON_LOG_PER_S     20      /* arrivals logged per second by `run`; the rest counted */
+#define VP_BEACON_METHOD_MAX    32      /* an HTTP method longer than this is not HTTP */
+
 /* Status endpoints (agent/status*.c, issue 6). A flood of idle or slow
  * clients must not starve the page nor the probes: connections are capped
  * in all and per address, idle ones are closed, each has a fixed memory

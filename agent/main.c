@@ -24,6 +24,8 @@ static const char usage[] =
 	"  listeners [--json] [PORT...]\n"
 	"                      this host's listening TCP sockets, and on which address\n"
 	"  validate -c FILE    check a configuration file and print every error\n"
+	"  beacon --listen ADDR:PORT [--expect-from CIDR]... [--json]\n"
+	"                      answer on a port and record who reaches it, from where\n"
 	"  diagnose [--exports DIR] [--json] [--no-probe] [INPUT...] URL\n"
 	"                      walk the flowchart for one target: gcloud's exports\n"
 	"                      (connector, firewall rules, ...) and a probe\n"
@@ -77,6 +79,8 @@ int main(int argc, char **argv)
 		return vp_cmd_listeners(argc - 1, argv + 1);
 	if (!strcmp(cmd, "validate"))
 		return vp_cmd_validate(argc - 1, argv + 1);
+	if (!strcmp(cmd, "beacon"))
+		return vp_cmd_beacon(argc - 1, argv + 1);
 	if (!strcmp(cmd, "diagnose"))
 		return vp_cmd_diagnose(argc - 1, argv + 1);
 	fprintf(stderr, "vpcprobe: unknown command '%s'; run 'vpcprobe --help' for the list\n", cmd);

@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""vpcprobe run with listener checks and a beacon in its config (issue 3),
+on loopback: a 127.0.0.1-only listener this test owns is reported as
+localhost_only with its owner, a port nothing listens on as not_listening,
+and a change once; the beacon answers and its arrivals are logged inside or
+outside expect_from; SIGHUP keeps an unchanged beacon and restarts a changed
+one; SIGTERM exits 0.
+
+Waits are readiness checks with a bound (a log line, a connect), never
+sleeps. Traffic goes only to 127.0.0.1."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+VPCPROBE = os.environ.get("VPCPROBE", os.path.join(os.path.dirname(__file__), "..", "build", "vpcprobe"))
+results = []
+
+
+def check(ok, what):
+    results.append(bool(ok))
+    print(("ok" if ok else "not ok") + " %d - %s" % (len(results), what), flush=True)
+
+
+def free_port():
+    """A loopback port nothing listens on: bound, then closed."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Daemon:
+    def __init__(self, config_path, work):
+        self.log_path = os.path.join(work, "stderr.log")
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([VPCPROBE, "run", "-c", config_path],
+                                     stdout=subprocess.DEVNULL, stderr=self.log)
+
+    def text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def wait_log(self, text, count=1, timeout=15.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.text().count(text) >= count:
+                return True
+            if self.proc.poll() is not None:
+                return False
+            # Polling a log file has no readiness event; the bound is the deadline.
+            time.sleep(0.02)
+        return False
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def get(port):
+    """The beacon's answer to a GET, or the error as text."""
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/probe?x=ECHOME" % port, timeout=10) as r:
+            return r.status, r.read().decode()
+    except Exception as e:  # noqa: BLE001 - the test reports whatever went wrong
+        return None, repr(e)
+
+
+def write_config(path, cfg):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(cfg, f)
+    os.replace(tmp, path)
+
+
+def main():
+    if not os.access(VPCPROBE, os.X_OK):
+        print("Bail out! no vpcprobe at " + VPCPROBE)
+        return 1
+    work = tempfile.mkdtemp(prefix="vplistenchecks.")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    lo_port = listener.getsockname()[1]
+    none_port = free_port()
+    beacon_port = free_port()
+    beacon = "127.0.0.1:%d" % beacon_port
+    cfg = {"agent": {"name": "lc-test", "status_listen": "127.0.0.1:%d" % free_port()},
+           "defaults": {"interval_s": 1, "timeout_ms": 500},
+           "targets": [],
+           "listeners": [{"port": lo_port}, {"port": none_port}],
+           "beacons": [{"listen": beacon, "expect_from": ["127.0.0.0/8"]}]}
+    path = os.path.join(work, "vpcprobe.json")
+    write_config(path, cfg)
+
+    d = Daemon(path, work)
+    try:
+        want = "listener port %d: start -> localhost_only (loopback_bind): port %d listens on 127.0.0.1 only" \
+            % (lo_port, lo_port)
+        check(d.wait_log(want), "a 127.0.0.1-only listener is logged as localhost_only")
+        check("(pid %d " % os.getpid() in d.text(), "the result names the owning process (this test)")
+        check(d.wait_log("listener port %d: start -> refused (not_listening)" % none_port),
+              "a port nothing listens on is logged as refused (not_listening)")
+
+        check(d.wait_log("beacon %s: listening, expecting 127.0.0.0/8" % beacon), "the beacon starts")
+        status, body = get(beacon_port)
+        check(status == 200, "the beacon answers 200 (got %r)" % status)
+        check(body.startswith("vpcprobe beacon on lc-test: your connection from 127.0.0.1:") and
+              body.endswith(" arrived\n"), "the answer names the agent and the source: %r" % body)
+        check("ECHOME" not in body, "the answer does not echo the request")
+        check(d.wait_log("beacon: connection from 127.0.0.1:"), "the arrival is logged")
+        check("arrived at %s, inside expect_from (127.0.0.0/8)" % beacon in d.text(),
+              "the arrival is inside expect_from")
+
+        # The listener goes away: one change, logged once.
+        listener.close()
+        check(d.wait_log("listener port %d: localhost_only (loopback_bind) -> refused (not_listening)"
+                         % lo_port), "a change of the listener is logged")
+
+        # SIGHUP with the same beacon: it keeps running, not started again.
+        os.kill(d.proc.pid, signal.SIGHUP)
+        check(d.wait_log("reloaded config"), "a SIGHUP reloads")
+        status, _ = get(beacon_port)
+        check(status == 200 and d.text().count("beacon %s: listening" % beacon) == 1,
+              "an unchanged beacon is kept across SIGHUP")
+
+        # SIGHUP with another expect_from: the beacon restarts with it.
+        cfg["beacons"][0]["expect_from"] = ["198.18.0.0/15"]
+        write_config(path, cfg)
+        os.kill(d.proc.pid, signal.SIGHUP)
+        check(d.wait_log("reloaded config", count=2), "a second SIGHUP reloads")
+        check(d.wait_log("beacon %s: listening, expecting 198.18.0.0/15" % beacon),
+              "a changed beacon is started again")
+        check("beacon %s: closed" % beacon in d.text(), "the old one is closed")
+        status, _ = get(beacon_port)
+        check(status == 200, "the restarted beacon answers (got %r)" % status)
+        check(d.wait_log("outside expect_from (198.18.0.0/15)"), "its arrivals use the new expect_from")
+        check(d.text().count("listener port %d: start" % lo_port) == 1,
+              "a listener check keeps its result across SIGHUP")
+
+        d.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = d.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            rc = None
+        check(rc == 0, "SIGTERM: exit status 0 within 5 s (got %r)" % rc)
+        check("stopped" in d.text(), "the agent logs that it stopped")
+    finally:
+        d.stop()
+        listener.close()
+    failed = results.count(False)
+    print("# %d passed, %d failed" % (len(results) - failed, failed))
+    if failed:
+        sys.stdout.write(d.text())
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

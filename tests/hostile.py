@@ -10,7 +10,12 @@ One run probes every hostile behaviour and three well-behaved controls
     controls alone, although the endless targets send far more than that;
   - every --json line parses, and no detail or hint holds a control
     character: what the servers said comes out escaped;
-  - the table on the terminal holds no raw ESC (0x1b) byte.
+  - the table on the terminal holds no raw ESC (0x1b) byte;
+and then, with `vpcprobe run` on the same targets, after its first full
+round (READY=1 and STATUS= on a NOTIFY_SOCKET this test owns):
+  - the status page, a target's page and /api/v1/status show what the
+    servers said escaped (no raw ESC, no markup of theirs), and the JSON
+    parses; SIGTERM then exits 0.
 Prints "ok N - ..." / "not ok N - ..." lines; exits 0 when all pass, 1
 otherwise, 77 when it cannot run.
 
@@ -18,9 +23,13 @@ Env: VPCPROBE (the binary, set by meson), TESTS_DIR (tests/ source dir).
 """
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 
 TESTS_DIR = os.environ.get("TESTS_DIR", os.path.dirname(os.path.abspath(__file__)))
 VPCPROBE = os.environ.get("VPCPROBE", os.path.join(TESTS_DIR, "..", "build", "vpcprobe"))
@@ -190,8 +199,93 @@ def probe_all(ports, tmp):
     check("no C1 control in the table", text is not None and clean_text(text.replace("\n", "")))
     check("the table names every target",
           all(u.split("/")[2] in out.decode(errors="replace") for u in urls))
+    run_daemon(cases, controls, tmp)
     print(f"1..{n}")
     return 1 if failed else 0
+
+
+def free_port():
+    """A loopback port nothing listens on: bound, then closed."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_notify(sock, prefix, deadline, suffix=""):
+    """The first notify line with that prefix (and suffix), before the deadline."""
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            msg = sock.recv(4096).decode(errors="replace")
+        except socket.timeout:
+            return None
+        for line in msg.split("\n"):
+            if line.startswith(prefix) and line.endswith(suffix):
+                return line
+    return None
+
+
+def get(port, path):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as r:
+        return r.read()
+
+
+def run_daemon(cases, controls, tmp):
+    """The daemon on the same targets: what its page and API show of them."""
+    names = {}
+    for u, c in cases.items():
+        names[f"{c[0]}-{u.split(':')[0]}"] = u
+    for u, name in controls.items():
+        names[name] = u
+    status_port = free_port()
+    cfg = {"agent": {"name": "hostile-test", "status_listen": f"127.0.0.1:{status_port}",
+                     "state_dir": os.path.join(tmp, "state")},
+           "defaults": {"interval_s": 60, "timeout_ms": TIMEOUT_MS},
+           "targets": [{"name": name, "url": u} for name, u in names.items()]}
+    path = os.path.join(tmp, "vpcprobe.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    notify_path = os.path.join(tmp, "notify.sock")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(notify_path)
+    with open(os.path.join(tmp, "run.stderr"), "wb") as err:
+        proc = subprocess.Popen([VPCPROBE, "run", "-c", path],
+                                env=dict(os.environ, NOTIFY_SOCKET=notify_path),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        # A bound on waiting, not a threshold: a round takes TIMEOUT_MS.
+        deadline = time.monotonic() + 60
+        ready = wait_notify(notify, "READY=1", deadline)
+        status = wait_notify(notify, "STATUS=", deadline, " 0 not probed yet") if ready else None
+        check("run: READY=1, then a full round (STATUS=)", status is not None, status)
+        if status is None:
+            return
+        page = get(status_port, "/")
+        target = get(status_port, "/target/pg-error-postgres")
+        api = get(status_port, "/api/v1/status")
+        for what, body in (("the page", page), ("a target's page", target)):
+            check(f"{what}: no raw ESC byte", b"\x1b" not in body)
+            check(f"{what}: no markup of the servers'",
+                  b"<script>alert" not in body and b"<b>bold" not in body)
+        check("a target's page: the server's words shown escaped",
+              b"&lt;script&gt;alert(1)&lt;/script&gt;" in target and b"\\x1b[31mRED" in target,
+              target.decode(errors="replace")[-3000:])
+        try:
+            doc = json.loads(api)
+        except ValueError as e:
+            doc = None
+            check("/api/v1/status is JSON", False, e)
+        check("/api/v1/status: no raw ESC byte, every target there",
+              doc is not None and b"\x1b" not in api and
+              all(name.encode() in api for name in names))
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)   # our own child, by its PID
+        rc = proc.wait()
+        notify.close()
+    check("run: SIGTERM exits 0", rc == 0, f"exit status {rc}")
 
 
 if __name__ == "__main__":

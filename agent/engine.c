@@ -169,6 +169,10 @@ static void fill_result(const struct slot *s, struct vp_probe_result *res)
 	res->connect_ms = p->connected_ns ? (double)(p->connected_ns - p->start_ns) / 1e6 : -1.0;
 	res->protocol_ms = p->proto && p->connected_ns && p->proto_decided ?
 	                   (double)(p->end_ns - p->connected_ns) / 1e6 : -1.0;
+	/* The phases add up: the TLS handshake is not the protocol's time. */
+	vp_tls_report(p->tls, p->end_ns, &res->tls, &res->tls_ms, &res->cert_days_left);
+	if (res->protocol_ms >= 0 && res->tls_ms > 0)
+		res->protocol_ms = res->protocol_ms > res->tls_ms ? res->protocol_ms - res->tls_ms : 0;
 	res->total_ms = (double)(p->end_ns - p->start_ns) / 1e6;
 	clock_gettime(CLOCK_REALTIME, &res->wall);
 }

@@ -12,6 +12,7 @@
 
 #include "config/url.h"
 #include "probes/classify.h"
+#include "probes/tls.h"
 
 struct vp_proto;
 struct vp_target;
@@ -36,7 +37,12 @@ struct vp_probe_result {
 	uint16_t port;
 	double dns_ms;                 /* < 0 when no name was looked up (set by the runner) */
 	double connect_ms;             /* < 0 when the handshake did not complete */
-	double protocol_ms;            /* < 0 when no protocol spoke */
+	double protocol_ms;            /* < 0 when no protocol spoke; without tls_ms */
+	/* TLS (probes/tls.h), to be read only with tls.asked: a result that
+	 * the runner makes without a probe (a DNS failure) has them zeroed. */
+	struct vp_tls_info tls;        /* tls.asked: TLS was asked for */
+	double tls_ms;                 /* the handshake, until it ended; < 0 when none began */
+	int cert_days_left;            /* the server's certificate, or VP_CERT_DAYS_UNKNOWN */
 	double total_ms;
 	uint64_t start_ns;             /* monotonic (uv_hrtime) */
 	uint64_t deadline_ns;

@@ -68,6 +68,17 @@
 #define VP_HTTP_SERVER_MAX      64      /* the Server or Via header kept for the detail */
 #define VP_HTTP_CA_CACHE_S      300     /* a ca_file is read again after this (CURLOPT_CA_CACHE_TIMEOUT) */
 
+/* TLS (probes/tls.c, issue 4). The handshake is read with its own bound:
+ * its bytes go into OpenSSL, not into the reply buffer. Cloud SQL's and
+ * Memorystore's chains are a few KiB. */
+#define VP_TLS_HANDSHAKE_MAX    (64 * 1024) /* server bytes before the handshake must be done */
+#define VP_TLS_CTX_MAX          64      /* SSL_CTX cached, one per ca_file; the least recently used goes */
+#define VP_TLS_CA_RECHECK_MS    1000    /* a cached ca_file is stat()ed at most this often, to see a rotated CA */
+#define VP_TLS_CA_FILE_MAX      (4 * 1024 * 1024) /* ca_file bytes (the system bundle is ~200 KiB) */
+#define VP_TLS_VERSION_MAX      16      /* "TLSv1.3" */
+#define VP_TLS_CIPHER_MAX       64      /* "TLS_AES_256_GCM_SHA384"; IANA names are < 60 */
+#define VP_TLS_RECORD_MAX       (16 * 1024 + 256) /* one TLS record with its overhead: a flush chunk */
+
 /* Text. */
 #define VP_DETAIL_MAX           256
 #define VP_HINT_MAX             512

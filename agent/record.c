@@ -31,23 +31,40 @@ static json_t *icmp_json(const struct vp_connect_obs *obs)
 	                 "from", obs->icmp_from[0] ? obs->icmp_from : NULL);
 }
 
+/* {"offered":..,"version":..,"cipher":..,"cert_days_left":..} when TLS was
+ * asked for, else NULL: a record without TLS has no "tls" object. */
+static json_t *tls_json(const struct vp_probe_result *res)
+{
+	const struct vp_tls_info *t = &res->tls;
+
+	if (!t->asked)
+		return NULL;
+	return json_pack("{s:b,s:s?,s:s?,s:o}", "offered", t->offered,
+	                 "version", t->version[0] ? t->version : NULL,
+	                 "cipher", t->cipher[0] ? t->cipher : NULL, "cert_days_left",
+	                 res->cert_days_left == VP_CERT_DAYS_UNKNOWN ? json_null() :
+	                 json_integer(res->cert_days_left));
+}
+
 json_t *vp_record_json(const struct vp_record_ctx *ctx, const struct vp_probe_result *res)
 {
 	char when[40];
 	const char *err = vp_errno_name(res->v.err);
 	json_t *rec;
 	json_t *icmp;
+	json_t *tls;
 
 	vp_format_time(&res->wall, when, sizeof(when));
 	rec = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s?,s:i,s:s,s:s,s:s?,s:s,"
-	                "s:{s:o,s:o,s:n,s:o,s:o},s:s}",
+	                "s:{s:o,s:o,s:o,s:o,s:o},s:s}",
 	                "time", when, "agent", ctx->agent, "target", ctx->target,
 	                "kind", vp_kind_name(ctx->kind), "host", ctx->host,
 	                "address", res->address[0] ? res->address : NULL, "port", (int)res->port,
 	                "verdict", vp_verdict_name(res->v.verdict),
 	                "reason", vp_verdict_reason(&res->v),
 	                "errno", err, "detail", res->v.detail,
-	                "timings_ms", "dns", ms(res->dns_ms), "connect", ms(res->connect_ms), "tls", "protocol",
+	                "timings_ms", "dns", ms(res->dns_ms), "connect", ms(res->connect_ms),
+	                "tls", ms(res->tls.asked ? res->tls_ms : -1.0), "protocol",
 	                ms(res->protocol_ms),
 	                "total", ms(res->total_ms),
 	                "hint", res->v.hint);
@@ -56,6 +73,9 @@ json_t *vp_record_json(const struct vp_record_ctx *ctx, const struct vp_probe_re
 	icmp = icmp_json(&res->obs);
 	if (icmp)
 		json_object_set_new(rec, "icmp", icmp);
+	tls = tls_json(res);
+	if (tls)
+		json_object_set_new(rec, "tls", tls);
 	if (ctx->url)
 		json_object_set_new(rec, "url", json_string(ctx->url));
 	return rec;

@@ -551,6 +551,7 @@ static void parse_tls(struct loader *ld, const char *path, json_t *v, void *dst,
 #define K_REDIS ((1u << VP_KIND_REDIS) | (1u << VP_KIND_REDISS))
 #define K_HTTP ((1u << VP_KIND_HTTP) | (1u << VP_KIND_HTTPS))
 #define K_HTTPS (1u << VP_KIND_HTTPS)
+#define K_REDISS (1u << VP_KIND_REDISS)
 
 /* One status code of expect_status: three digits, 100..599. */
 static int parse_status_code(const char **s, uint16_t *ret)
@@ -634,28 +635,70 @@ static void parse_host_header(struct loader *ld, const char *path, json_t *v, vo
 	set_string(ld, path, &t->host_header, s);
 }
 
-/* The CA bundle is read by every https probe; a missing one is a config
- * error now rather than a tls_error on every probe later. */
+/* What a CA file holds: PEM certificates, and no private key, which has no
+ * business there (a client key picked by mistake). Returns whether it is
+ * fine; reports otherwise. */
+static bool check_ca_content(struct loader *ld, const char *path, const char *file, int fd,
+                             size_t size)
+{
+	char *buf = malloc(size + 1);
+	size_t got = 0;
+	ssize_t n;
+	bool ok = false;
+
+	if (buf == NULL) {
+		report_oom(ld, path);
+		return false;
+	}
+	while (got < size && (n = read(fd, buf + got, size - got)) > 0)
+		got += (size_t)n;
+	if (memmem(buf, got, "PRIVATE KEY-----", 16) != NULL)
+		report(ld, path, "'%s' holds a private key; ca_file takes CA certificates only", file);
+	else if (memmem(buf, got, "-----BEGIN CERTIFICATE-----", 27) == NULL)
+		report(ld, path, "'%s' holds no PEM certificate (-----BEGIN CERTIFICATE-----); expected "
+		       "the server's CA", file);
+	else
+		ok = true;
+	free(buf);
+	return ok;
+}
+
+/* The CA bundle is read by every https, rediss and postgres TLS probe
+ * (OpenSSL parses it then); what would fail all of them is a config error
+ * now: a missing or unreadable file, not a regular one, too large, without
+ * a certificate. */
 static void parse_ca_file(struct loader *ld, const char *path, json_t *v, void *dst,
                           const struct field *f)
 {
 	struct vp_target *t = dst;
 	struct stat st;
 	const char *s;
+	int fd = -1;
 
 	if (!expect_type(ld, path, v, JSON_STRING) ||
 	    !check_string(ld, path, v, 1, FILE_PATH_LEN_MAX))
 		return;
 	s = json_string_value(v);
-	if (stat(s, &st) < 0 || access(s, R_OK) < 0) {
+	/* O_NONBLOCK: a FIFO must not hang the loader. */
+	fd = open(s, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0 || fstat(fd, &st) < 0) {
 		report(ld, path, "cannot read '%s': %s", s, strerror(errno));
-		return;
+		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		report(ld, path, "'%s' is not a regular file; expected PEM certificates", s);
-		return;
+		goto out;
 	}
-	set_string(ld, path, &t->ca_file, s);
+	if (st.st_size > VP_TLS_CA_FILE_MAX) {
+		report(ld, path, "'%s' is more than %d bytes, the limit for a CA file", s,
+		       VP_TLS_CA_FILE_MAX);
+		goto out;
+	}
+	if (check_ca_content(ld, path, s, fd, (size_t)st.st_size))
+		set_string(ld, path, &t->ca_file, s);
+out:
+	if (fd >= 0)
+		close(fd);
 }
 
 /* A connector's range is an IPv4 /28, and Direct VPC egress sends from its
@@ -715,7 +758,7 @@ static const struct field target_fields[] = {
 	[TF_HOST_HEADER] = { .key = "host_header", .type = FT_CUSTOM, .kinds = K_HTTP,
 	                     .off = offsetof(struct vp_target, host_header),
 	                     .parse = parse_host_header },
-	[TF_CA_FILE] = { .key = "ca_file", .type = FT_CUSTOM, .kinds = K_HTTPS,
+	[TF_CA_FILE] = { .key = "ca_file", .type = FT_CUSTOM, .kinds = K_PG | K_REDISS | K_HTTPS,
 	                 .off = offsetof(struct vp_target, ca_file), .parse = parse_ca_file },
 };
 
@@ -764,6 +807,12 @@ static void load_target(struct loader *ld, const char *path, json_t *v, void *el
 	seen = walk_object(ld, path, v, target_fields, N_ELEMS(target_fields), t);
 	if (t->url_text != NULL)
 		check_kinds(ld, path, t, seen);
+	/* A CA that no handshake would use is a mistake in the other key. */
+	if ((seen & (1u << TF_CA_FILE)) != 0 && t->url.kind == VP_KIND_POSTGRES &&
+	    t->tls == VP_TLS_DISABLE) {
+		join_path(sub, sizeof(sub), path, "ca_file", 0);
+		report(ld, sub, "needs TLS, and tls is \"disable\"");
+	}
 	/* Defaults were checked on their own; only an override can clash here. */
 	if (ld->n_errors != before || (seen & ((1u << TF_INTERVAL) | (1u << TF_TIMEOUT))) == 0)
 		return;

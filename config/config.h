@@ -54,7 +54,10 @@ struct vp_target {
 	enum vp_tls_mode tls;  /* postgres only; VP_TLS_PREFER unless set */
 	struct vp_status_ranges expect_status; /* http(s) only */
 	char *host_header;     /* owned, http(s) only; NULL: the URL's host (and port) */
-	char *ca_file;         /* owned, https only; NULL: the system's CA bundle */
+	/* Owned, postgres, rediss and https: a PEM file of the CA certificates
+	 * that sign the server's (Cloud SQL's server CA, Memorystore's CA),
+	 * checked at load; NULL: the system's CA bundle. */
+	char *ca_file;
 	/* The Serverless VPC Access connector's range (or Direct VPC egress
 	 * subnet) that must reach this target, for the status page's firewall
 	 * commands; family 0 when not set. */

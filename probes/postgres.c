@@ -7,7 +7,14 @@
  * login (cleartext, MD5 or SCRAM-SHA-256, checking the server's SCRAM
  * signature) so that a wrong password is told apart, and waits for
  * ReadyForQuery, since a missing database is only reported after the
- * password. Every byte of the reply goes through probes/pgwire.c. */
+ * password. Every byte of the reply goes through probes/pgwire.c.
+ *
+ * TLS (probes/tls.c) follows libpq's sslmode: after the server's 'S' the
+ * handshake runs and the StartupMessage goes inside it. prefer and require
+ * verify the chain only when a ca_file is given (libpq does so when a root
+ * certificate exists), verify-full also the host name. Unlike libpq, prefer
+ * does not retry in plaintext after a failed handshake: the failure is the
+ * finding, and "tls": "disable" checks the plaintext path. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +25,7 @@
 #include "probes/pgwire.h"
 #include "probes/proto.h"
 #include "probes/scram.h"
+#include "probes/tls.h"
 #include "probes/wire.h"
 
 #define APPLICATION_NAME "vpcprobe"
@@ -49,11 +57,16 @@ struct pg {
 	struct vp_scram scram;
 };
 
-static const char *tls_note(const struct pg *st)
+/* "TLS not offered", or "over TLSv1.3" once a handshake finished. */
+static const char *tls_note(const struct vp_tcp_probe *p, const struct pg *st, char *buf,
+                            size_t len)
 {
 	if (st->tls == VP_TLS_DISABLE)
 		return "TLS not asked for (tls disable)";
-	return st->tls_offered ? "TLS offered" : "TLS not offered";
+	if (!st->tls_offered)
+		return "TLS not offered";
+	vp_textf(buf, len, "over %s", vp_tls_version(p->tls));
+	return buf;
 }
 
 static void decide_ok(struct vp_tcp_probe *p, const char *reason, const char *fmt, ...)
@@ -114,25 +127,24 @@ static void decide_local(struct vp_tcp_probe *p, int r, const char *what)
 	vp_tcp_decide(p, &v);
 }
 
-static void decide_tls_not_built(struct vp_tcp_probe *p, const struct pg *st)
+/* tls require or verify-full, and the server answered 'N'. */
+static void decide_tls_not_offered(struct vp_tcp_probe *p, const struct pg *st)
 {
-	char detail[VP_DETAIL_MAX];
+	struct vp_tls_obs o = { .event = VP_TLS_EV_NOT_OFFERED, .kind = VP_KIND_POSTGRES,
+	                        .cert_days_left = VP_CERT_DAYS_UNKNOWN };
+	struct vp_verdict_out v;
 
-	vp_textf(detail, sizeof(detail), "tls is \"%s\" and the server %s TLS ('%c' to SSLRequest), "
-	         "but this build of vpcprobe cannot speak TLS yet, so the login was not tried",
-	         vp_tls_mode_name(st->tls), st->tls_offered ? "offers" : "does not offer",
-	         st->tls_offered ? 'S' : 'N');
-	decide_protocol(p, "tls_not_built",
-	                "This vpcprobe has no TLS support yet. Set \"tls\": \"disable\" on the target "
-	                "to check pg_hba and the login over plaintext; that works while the instance "
-	                "accepts unencrypted connections (Cloud SQL: ssl_mode "
-	                "ALLOW_UNENCRYPTED_AND_ENCRYPTED, no require_ssl).", detail);
+	vp_tls_classify(&o, &v);
+	vp_textf(v.detail, sizeof(v.detail), "tls is \"%s\" and the server does not offer TLS ('N' "
+	         "to SSLRequest), so the login was not tried", vp_tls_mode_name(st->tls));
+	vp_tcp_decide(p, &v);
 }
 
 static void decide_error(struct vp_tcp_probe *p, const struct pg *st, const struct vp_pg_msg *m)
 {
 	struct vp_verdict_out v = { .verdict = VP_VERDICT_PROTOCOL_ERROR };
 	struct vp_pg_error e;
+	char note[48];
 
 	if (vp_pg_parse_error(m, &e) < 0) {
 		decide_unexpected(p, "an ErrorResponse without its terminator", m->body, m->len);
@@ -142,7 +154,7 @@ static void decide_error(struct vp_tcp_probe *p, const struct pg *st, const stru
 	vp_textf(v.detail, sizeof(v.detail), "PostgreSQL refused user \"%s\", database \"%s\": "
 	         "%s %s: %s; %s", st->user_shown, st->database_shown,
 	         e.severity[0] ? e.severity : "ERROR", e.sqlstate[0] ? e.sqlstate : "(no SQLSTATE)",
-	         e.message[0] ? e.message : "(no message)", tls_note(st));
+	         e.message[0] ? e.message : "(no message)", tls_note(p, st, note, sizeof(note)));
 	vp_tcp_decide(p, &v);
 }
 
@@ -151,9 +163,11 @@ static void decide_error(struct vp_tcp_probe *p, const struct pg *st, const stru
 static void decide_asked(struct vp_tcp_probe *p, const struct pg *st, const char *method,
                          const char *why)
 {
+	char note[48];
+
 	decide_ok(p, "accepted", "PostgreSQL accepts user \"%s\", database \"%s\" at the pg_hba "
 	          "level and asked for %s (%s); %s", st->user_shown, st->database_shown, method, why,
-	          tls_note(st));
+	          tls_note(p, st, note, sizeof(note)));
 }
 
 static int send_startup(struct vp_tcp_probe *p, struct pg *st)
@@ -165,6 +179,28 @@ static int send_startup(struct vp_tcp_probe *p, struct pg *st)
 		return n;
 	st->step = PG_AUTH;
 	return vp_tcp_send(p, buf, (size_t)n);
+}
+
+/* The TLS handshake is done: the StartupMessage goes inside it. */
+static void on_tls_ready(struct vp_tcp_probe *p)
+{
+	int r = send_startup(p, p->proto_state);
+
+	if (r < 0)
+		decide_local(p, r, "the StartupMessage");
+}
+
+static void start_tls(struct vp_tcp_probe *p, const struct pg *st)
+{
+	const struct vp_target *t = p->target;
+	struct vp_tls_opts o = { .ca_file = t ? t->ca_file : NULL, .offered = true,
+	                         .host = t ? t->url.host : p->obs.address };
+
+	if (st->tls == VP_TLS_VERIFY_FULL)
+		o.verify = VP_VERIFY_HOST;
+	else
+		o.verify = o.ca_file ? VP_VERIFY_CHAIN : VP_VERIFY_NONE;
+	vp_tls_start(p, &o, on_tls_ready);
 }
 
 /* The one byte that answers SSLRequest. */
@@ -190,8 +226,13 @@ static void on_ssl_answer(struct vp_tcp_probe *p, struct pg *st)
 		return;
 	}
 	vp_tcp_consume(p, 1);
-	if (st->tls_offered || st->tls == VP_TLS_REQUIRE || st->tls == VP_TLS_VERIFY_FULL) {
-		decide_tls_not_built(p, st);
+	if (st->tls_offered) {
+		st->step = PG_AUTH;    /* what comes next is the handshake's, then the login's */
+		start_tls(p, st);
+		return;
+	}
+	if (st->tls == VP_TLS_REQUIRE || st->tls == VP_TLS_VERIFY_FULL) {
+		decide_tls_not_offered(p, st);
 		return;
 	}
 	r = send_startup(p, st);
@@ -358,6 +399,7 @@ static void on_auth(struct vp_tcp_probe *p, struct pg *st, const struct vp_pg_ms
 static void on_ready(struct vp_tcp_probe *p, struct pg *st)
 {
 	uint8_t x[VP_PG_TERMINATE_LEN];
+	char note[48];
 
 	/* libuv writes at once when nothing is queued, so the Terminate leaves
 	 * before the close; should it not, the server logs an EOF, no more. */
@@ -366,11 +408,12 @@ static void on_ready(struct vp_tcp_probe *p, struct pg *st)
 	if (st->method == VP_PG_AUTH_OK)
 		decide_ok(p, "accepted", "PostgreSQL logged user \"%s\" in to database \"%s\" without "
 		          "a password (trust)%s; %s", st->user_shown, st->database_shown,
-		          st->password ? ": the password_file was not needed" : "", tls_note(st));
+		          st->password ? ": the password_file was not needed" : "",
+		          tls_note(p, st, note, sizeof(note)));
 	else
 		decide_ok(p, "authenticated", "PostgreSQL logged user \"%s\" in to database \"%s\" "
 		          "with %s; %s", st->user_shown, st->database_shown,
-		          vp_pg_auth_method(st->method), tls_note(st));
+		          vp_pg_auth_method(st->method), tls_note(p, st, note, sizeof(note)));
 }
 
 static void on_message(struct vp_tcp_probe *p, struct pg *st, const struct vp_pg_msg *m)
@@ -455,6 +498,9 @@ static int pg_start(struct vp_tcp_probe *p)
 	shown(st->database, st->database_shown, sizeof(st->database_shown));
 	if (st->tls == VP_TLS_DISABLE)
 		return send_startup(p, st);
+	/* The record says whether the server offered TLS, whatever it says. */
+	if (vp_tls_ask(p) < 0)
+		return -ENOMEM;
 	st->step = PG_SSL;
 	vp_pg_ssl_request(req);
 	return vp_tcp_send(p, req, sizeof(req));

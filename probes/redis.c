@@ -1,6 +1,9 @@
 /* The Redis probe (issue 4): AUTH when the target has a password_file, then
  * PING. Both go out at once; the first reply that is not a success decides.
- * rediss:// (Memorystore's in-transit encryption) waits for the TLS module.
+ * rediss:// (Memorystore's in-transit encryption, port 6378) sends them
+ * after a TLS handshake (probes/tls.c) that verifies the chain up to
+ * ca_file, or the system's CAs without one, and not the host name: like
+ * redis-cli and hiredis, since Memorystore is reached by its IP address.
  * Every byte of the reply goes through probes/resp.c. */
 #include <errno.h>
 #include <stdarg.h>
@@ -11,6 +14,7 @@
 #include "config/config.h"
 #include "probes/proto.h"
 #include "probes/resp.h"
+#include "probes/tls.h"
 #include "probes/wire.h"
 
 #define LINE_SHOWN_MAX 160   /* an escaped error line in the detail */
@@ -97,10 +101,11 @@ static void on_ping_reply(struct vp_tcp_probe *p, const struct rd *st,
 		return;
 	}
 	vp_textf(v.reason_text, sizeof(v.reason_text), "pong");
-	vp_textf(v.detail, sizeof(v.detail), "Redis answered PING with +PONG%s",
+	vp_textf(v.detail, sizeof(v.detail), "Redis answered PING with +PONG%s%s%s",
 	         !st->auth_sent ? " without AUTH" : st->auth_unneeded ?
 	         "; AUTH is not enabled on this server, so the password_file is not needed" :
-	         " after AUTH +OK");
+	         " after AUTH +OK", vp_tls_active(p->tls) ? ", over " : "",
+	         vp_tls_version(p->tls));
 	vp_tcp_decide(p, &v);
 }
 
@@ -125,20 +130,6 @@ static void redis_data(struct vp_tcp_probe *p)
 		st->replies++;
 		vp_tcp_consume(p, (size_t)n);
 	}
-}
-
-static void decide_tls_not_built(struct vp_tcp_probe *p)
-{
-	struct vp_verdict_out v = { .verdict = VP_VERDICT_PROTOCOL_ERROR,
-	                            .reason = VP_REASON_PROTOCOL };
-
-	vp_textf(v.reason_text, sizeof(v.reason_text), "tls_not_built");
-	vp_textf(v.detail, sizeof(v.detail), "the TCP handshake succeeded, but rediss:// needs TLS "
-	         "and this build of vpcprobe cannot speak TLS yet, so AUTH and PING were not tried");
-	vp_textf(v.hint, sizeof(v.hint), "This vpcprobe has no TLS support yet: the port is "
-	         "reachable, which rules out firewalls and routing. Memorystore with in-transit "
-	         "encryption accepts only TLS on 6378; a later vpcprobe checks AUTH and PING there.");
-	vp_tcp_decide(p, &v);
 }
 
 /* AUTH [username] password, then PING, as one write. */
@@ -172,19 +163,36 @@ static int send_commands(struct vp_tcp_probe *p, struct rd *st)
 	return n;
 }
 
+/* rediss: the handshake is done, the commands go inside it. */
+static void on_tls_ready(struct vp_tcp_probe *p)
+{
+	struct vp_verdict_out v = { .verdict = VP_VERDICT_LOCAL_ERROR,
+	                            .reason = VP_REASON_LOCAL_OTHER };
+	int r = send_commands(p, p->proto_state);
+
+	if (r >= 0)
+		return;
+	v.err = -r;
+	vp_textf(v.detail, sizeof(v.detail), "sending AUTH and PING failed: %s", strerror(-r));
+	vp_textf(v.hint, sizeof(v.hint), "The agent itself failed, not the target: check the "
+	         "agent host's memory and limits, and its log.");
+	vp_tcp_decide(p, &v);
+}
+
 static int redis_start(struct vp_tcp_probe *p)
 {
-	struct rd *st;
+	const struct vp_target *t = p->target;
+	struct rd *st = calloc(1, sizeof(*st));
+	struct vp_tls_opts o = { .ca_file = t ? t->ca_file : NULL, .verify = VP_VERIFY_CHAIN,
+	                         .host = t ? t->url.host : p->obs.address };
 
-	if (p->obs.kind == VP_KIND_REDISS) {
-		decide_tls_not_built(p);
-		return 0;
-	}
-	st = calloc(1, sizeof(*st));
 	if (st == NULL)
 		return -ENOMEM;
 	p->proto_state = st;
-	return send_commands(p, st);
+	if (p->obs.kind != VP_KIND_REDISS)
+		return send_commands(p, st);
+	vp_tls_start(p, &o, on_tls_ready);
+	return 0;
 }
 
 static void redis_done(struct vp_tcp_probe *p)

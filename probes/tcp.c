@@ -15,6 +15,7 @@
 #include "agent/limits.h"
 #include "probes/proto.h"
 #include "probes/tcp.h"
+#include "probes/tls.h"
 
 #define NS_PER_MS 1000000ULL
 
@@ -23,6 +24,7 @@ static void on_close(uv_handle_t *h)
 	struct vp_tcp_probe *p = h->data;
 
 	struct vp_verdict_out *v;
+	struct vp_tls *tls;
 
 	if (--p->pending_close > 0)
 		return;
@@ -31,10 +33,13 @@ static void on_close(uv_handle_t *h)
 	free(p->rbuf);
 	p->rbuf = NULL;
 	p->rlen = p->rcap = 0;
-	/* 'done' reads the verdict and may start the next probe in 'p'. */
+	/* 'done' reads the verdict and the TLS outcome, and may start the next
+	 * probe in 'p'. */
 	v = p->proto_out;
+	tls = p->tls;
 	p->done(p);
 	free(v);
+	vp_tls_free(tls);
 }
 
 /* Reads the ICMP error that the kernel queued for this socket, if any
@@ -155,6 +160,11 @@ static void decide_phase(struct vp_tcp_probe *p, enum vp_verdict verdict, enum v
 {
 	struct vp_verdict_out v = { .verdict = verdict, .reason = reason, .err = err };
 
+	/* TLS hook: during a TLS handshake this is the handshake's failure. */
+	if (vp_tls_active(p->tls) && vp_tls_phase_end(p, &v)) {
+		vp_tcp_decide(p, &v);
+		return;
+	}
 	snprintf(v.detail, sizeof(v.detail), "%s after the handshake, %zu bytes read", what, p->rtotal);
 	if (verdict == VP_VERDICT_RESET || verdict == VP_VERDICT_TIMEOUT)
 		snprintf(v.hint, sizeof(v.hint),
@@ -168,12 +178,12 @@ static void decide_phase(struct vp_tcp_probe *p, enum vp_verdict verdict, enum v
 	vp_tcp_decide(p, &v);
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* Grows the read buffer to hold 'more' bytes past rlen, up to VP_REPLY_MAX;
+ * returns the room there is (0 when full, or when out of memory). */
+static size_t room(struct vp_tcp_probe *p, size_t more)
 {
-	struct vp_tcp_probe *p = h->data;
-	size_t want = p->rlen + VP_REPLY_CHUNK;
+	size_t want = p->rlen + more;
 
-	(void)suggested;
 	if (want > VP_REPLY_MAX)
 		want = VP_REPLY_MAX;
 	if (want > p->rcap) {
@@ -183,8 +193,47 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 			p->rcap = want;
 		}
 	}
+	return p->rcap - p->rlen;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct vp_tcp_probe *p = h->data;
+	size_t n = room(p, VP_REPLY_CHUNK);   /* before rbuf is read: it may move */
+
+	(void)suggested;
 	/* A zero-length buffer makes libuv report UV_ENOBUFS to on_read. */
-	*buf = uv_buf_init((char *)p->rbuf + p->rlen, (unsigned)(p->rcap - p->rlen));
+	*buf = uv_buf_init((char *)p->rbuf + p->rlen, (unsigned)n);
+}
+
+/* 'n' bytes of reply were added at rbuf[rlen]: the protocol reads them. */
+static void got_bytes(struct vp_tcp_probe *p, size_t n)
+{
+	p->rlen += n;
+	p->rtotal += n;
+	p->proto->on_data(p);
+	if (!p->decided && p->rlen >= VP_REPLY_MAX)
+		decide_phase(p, VP_VERDICT_PROTOCOL_ERROR, VP_REASON_UNEXPECTED_REPLY, 0,
+		             "reply larger than the 64 KiB bound");
+}
+
+void vp_tcp_deliver(struct vp_tcp_probe *p, const uint8_t *buf, size_t len)
+{
+	while (len > 0 && !p->decided) {
+		size_t n = room(p, len);
+
+		if (n == 0) {
+			/* Never full here: got_bytes() decides at the bound. */
+			decide(p, VP_CONNECT_SETUP_FAILED, ENOMEM, "read");
+			return;
+		}
+		if (n > len)
+			n = len;
+		memcpy(p->rbuf + p->rlen, buf, n);
+		got_bytes(p, n);
+		buf += n;
+		len -= n;
+	}
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -194,13 +243,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	(void)buf;
 	if (p->decided)
 		return;
-	if (nread > 0) {
-		p->rlen += (size_t)nread;
-		p->rtotal += (size_t)nread;
-		p->proto->on_data(p);
-		if (!p->decided && p->rlen >= VP_REPLY_MAX)
-			decide_phase(p, VP_VERDICT_PROTOCOL_ERROR, VP_REASON_UNEXPECTED_REPLY, 0,
-			             "reply larger than the 64 KiB bound");
+	if (nread > 0 && vp_tls_active(p->tls)) {
+		/* TLS hook: the bytes are ciphertext; the plaintext they carry
+		 * comes back through vp_tcp_deliver(). */
+		vp_tls_on_read(p, (size_t)nread);
+	} else if (nread > 0) {
+		got_bytes(p, (size_t)nread);
 	} else if (nread == UV_EOF) {
 		decide_phase(p, VP_VERDICT_RESET, VP_REASON_CLOSED_BEFORE_REPLY, 0,
 		             "the peer closed the connection");
@@ -239,6 +287,14 @@ static void on_written(uv_write_t *req, int status)
 }
 
 int vp_tcp_send(struct vp_tcp_probe *p, const void *buf, size_t len)
+{
+	/* TLS hook: the protocol's bytes are encrypted first. */
+	if (vp_tls_active(p->tls))
+		return vp_tls_send(p, buf, len);
+	return vp_tcp_send_raw(p, buf, len);
+}
+
+int vp_tcp_send_raw(struct vp_tcp_probe *p, const void *buf, size_t len)
 {
 	struct send_req *w;
 	uv_buf_t b;
@@ -360,6 +416,7 @@ void vp_tcp_probe_start(uv_loop_t *loop, struct vp_tcp_probe *p, const struct so
 	p->decided = false;
 	p->connected_ns = 0;
 	p->proto_state = NULL;
+	p->tls = NULL;
 	p->rbuf = NULL;
 	p->rlen = p->rcap = p->rtotal = 0;
 	p->proto_decided = false;

@@ -13,6 +13,7 @@ struct vp_tcp_probe;
 typedef void (*vp_tcp_done_cb)(struct vp_tcp_probe *p);
 struct vp_proto;
 struct vp_target;
+struct vp_tls;
 
 struct vp_tcp_probe {
 	uv_tcp_t tcp;
@@ -38,6 +39,10 @@ struct vp_tcp_probe {
 	size_t rtotal;             /* bytes read in all */
 	bool proto_decided;        /* 'proto_out' holds the verdict */
 	struct vp_verdict_out *proto_out; /* owned, allocated when the protocol decides */
+	/* Owned, NULL without TLS (probes/tls.h): once active, the bytes read
+	 * and sent go through it, and rbuf holds plaintext only. Freed after
+	 * 'done', which reads it for the result. */
+	struct vp_tls *tls;
 
 	vp_tcp_done_cb done;       /* runs after the last close callback */
 	/* When set, called instead of closing at once: the owner calls
@@ -72,6 +77,15 @@ bool vp_proto_connects(const struct vp_proto *proto);
  * like the probe's own connect, ICMP error queue included; with 'op' (the
  * call that failed) the agent could not try. Ends the probe. */
 void vp_tcp_connect_failed(struct vp_tcp_probe *p, int err, const char *op);
+
+/* For probes/tls.c: writes 'len' bytes (copied) to the socket as they are,
+ * where vp_tcp_send() would encrypt them. Returns 0 or -errno. */
+int vp_tcp_send_raw(struct vp_tcp_probe *p, const void *buf, size_t len);
+
+/* For probes/tls.c: appends 'len' bytes of plaintext to the read buffer and
+ * runs the protocol on them, as a read of those bytes would, the 64 KiB
+ * bound included. Stops early once the probe has decided. */
+void vp_tcp_deliver(struct vp_tcp_probe *p, const uint8_t *buf, size_t len);
 
 /* Closes a finished probe's handles (see close_later). */
 void vp_tcp_probe_close(struct vp_tcp_probe *p);

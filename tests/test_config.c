@@ -255,6 +255,26 @@ static const struct bad_case bad_cases[] = {
 	  { "targets[0].tls: applies to postgres:// targets only, not to redis://" } },
 	{ "{'targets': [{'name': 'a', 'url': 'rediss://h', 'tls': 'disable'}]}", 1, NULL,
 	  { "targets[0].tls: applies to postgres:// targets only, not to rediss://" } },
+	/* ca_file (postgres, rediss, https: one key); what the file holds is test_ca_file's */
+	{ "{'targets': [{'name': 'a', 'url': 'rediss://h', 'ca_file': 5}]}", 1, NULL,
+	  { SRC "targets[0].ca_file: expected a string, got an integer" } },
+	{ "{'targets': [{'name': 'a', 'url': 'rediss://h', 'ca_file': ''}]}", 1, NULL,
+	  { "targets[0].ca_file: empty string; expected 1..4095 bytes" } },
+	{ "{'targets': [{'name': 'a', 'url': 'rediss://h', 'ca_file': null}]}", 1, NULL,
+	  { "targets[0].ca_file: expected a string, got null" } },
+	{ "{'targets': [{'name': 'a', 'url': 'rediss://h', 'ca_file': '/ca\\u001b.pem'}]}", 1, NULL,
+	  { "targets[0].ca_file: control character at byte 3" } },
+	{ "{'targets': [{'name': 'a', 'url': 'rediss://h', 'ca_file': '/nonexistent/ca.pem'}]}", 1,
+	  NULL, { SRC "targets[0].ca_file: cannot read '/nonexistent/ca.pem': No such file or "
+	  "directory" } },
+	{ "{'targets': [{'name': 'a', 'url': 'postgres://h', 'ca_file': '/'}]}", 1, NULL,
+	  { "targets[0].ca_file: '/' is not a regular file" } },
+	{ "{'targets': [{'name': 'a', 'url': 'redis://h', 'ca_file': '/nonexistent/ca.pem'}]}", 2,
+	  NULL, { "targets[0].ca_file: cannot read", "targets[0].ca_file: applies to postgres://, "
+	  "rediss://, https:// targets only, not to redis://" } },
+	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1', 'ca_file': '/nonexistent/ca.pem'}]}", 2,
+	  NULL, { "targets[0].ca_file: applies to postgres://, rediss://, https:// targets only, "
+	  "not to tcp://" } },
 	/* redis: username */
 	{ "{'targets': [{'name': 'a', 'url': 'redis://h', 'username': 1}]}", 1, NULL,
 	  { "targets[0].username: expected a string, got an integer" } },
@@ -320,7 +340,7 @@ static const struct bad_case bad_cases[] = {
 	  { "targets[0].ca_file: empty string" } },
 	{ "{'targets': [{'name': 'a', 'url': 'http://h/', 'ca_file': '/'}]}", 2, NULL,
 	  { "targets[0].ca_file: '/' is not a regular file", "targets[0].ca_file: applies to "
-	  "https:// targets only, not to http://" } },
+	  "postgres://, rediss://, https:// targets only, not to http://" } },
 	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1', 'colour': 1}]}", 1, NULL,
 	  { "targets[0].colour: unknown key (known: name, url, interval_s, timeout_ms, "
 	    "password_file, user, database, username, tls, connector_range, expect_status, "
@@ -1251,6 +1271,78 @@ START_TEST(test_api_edges)
 }
 END_TEST
 
+/* A ca_file's content and the target's kind and tls: the loader reads the
+ * file, so that a wrong one is said at load and not at every probe. */
+struct ca_case {
+	const char *content;
+	size_t repeat;            /* > 0: 'content' is one byte, repeated */
+	const char *url;
+	const char *tls;          /* NULL: not set */
+	const char *error;        /* after "targets[0].ca_file: ", NULL: loads */
+};
+
+#define PEM_CERT "-----BEGIN CERTIFICATE-----\nMIIBkTCB+wIJAK\n-----END CERTIFICATE-----\n"
+
+static const struct ca_case ca_cases[] = {
+	{ PEM_CERT, 0, "rediss://10.20.0.4:6378", NULL, NULL },
+	{ PEM_CERT PEM_CERT, 0, "postgres://10.20.0.3", "verify-full", NULL },
+	{ PEM_CERT, 0, "postgres://10.20.0.3", "require", NULL },
+	{ PEM_CERT, 0, "postgres://10.20.0.3", NULL, NULL },       /* prefer: verifies the chain */
+	{ PEM_CERT, 0, "postgres://10.20.0.3", "disable", "needs TLS, and tls is \"disable\"" },
+	{ PEM_CERT, 0, "https://api.internal/healthz", NULL, NULL },     /* one key for all */
+	{ "", 0, "rediss://h", NULL, "holds no PEM certificate (-----BEGIN CERTIFICATE-----)" },
+	{ "", 0, "https://h/", NULL, "holds no PEM certificate" },
+	{ "MIIBkTCB+wIJAK\n", 0, "rediss://h", NULL, "holds no PEM certificate" },
+	{ PEM_CERT "-----BEGIN PRIVATE KEY-----\nMIG\n-----END PRIVATE KEY-----\n", 0,
+	  "rediss://h", NULL, "holds a private key; ca_file takes CA certificates only" },
+	{ "-----BEGIN EC PRIVATE KEY-----\nMHc\n", 0, "postgres://h", "verify-full",
+	  "holds a private key" },
+	{ "x", VP_TLS_CA_FILE_MAX + 1, "rediss://h", NULL,
+	  "is more than 4194304 bytes, the limit for a CA file" },
+};
+
+START_TEST(test_ca_file)
+{
+	const struct ca_case *c = &ca_cases[_i];
+	char dir[] = "/tmp/vp-test-ca-XXXXXX";
+	char file[PATH_MAX];
+	char json[PATH_MAX + 256];
+	char tls[64] = "";
+	char err[4096] = "";
+	struct vp_config *cfg = NULL;
+	FILE *f;
+	int r;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(file, sizeof(file), "%s/ca.pem", dir);
+	f = fopen(file, "w");
+	ck_assert_ptr_nonnull(f);
+	if (c->repeat > 0)
+		for (size_t i = 0; i < c->repeat; i++)
+			fputc(c->content[0], f);
+	else
+		fputs(c->content, f);
+	ck_assert_int_eq(fclose(f), 0);
+	if (c->tls)
+		snprintf(tls, sizeof(tls), ", \"tls\": \"%s\"", c->tls);
+	snprintf(json, sizeof(json), "{\"targets\": [{\"name\": \"a\", \"url\": \"%s\", "
+	         "\"ca_file\": \"%s\"%s}]}", c->url, file, tls);
+	r = vp_config_load_string(json, "t.json", &cfg, err, sizeof(err));
+	if (c->error == NULL) {
+		ck_assert_msg(r == 0, "row %d: %s", _i, err);
+		ck_assert_str_eq(cfg->targets[0].ca_file, file);
+	} else {
+		ck_assert_int_eq(r, -EINVAL);
+		ck_assert_msg(strstr(err, "targets[0].ca_file: ") != NULL && strstr(err, c->error),
+		              "row %d: '%s'", _i, err);
+		ck_assert_uint_eq(count_lines(err), 1);
+	}
+	vp_config_free(cfg);
+	ck_assert_int_eq(unlink(file), 0);
+	ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -1267,6 +1359,7 @@ static Suite *config_suite(void)
 	tcase_add_test(loads, test_example_file);
 	tcase_add_loop_test(loads, test_password_file, 0, N_ELEMS(password_cases));
 	tcase_add_test(loads, test_password_unreadable);
+	tcase_add_loop_test(loads, test_ca_file, 0, N_ELEMS(ca_cases));
 	tcase_add_test(loads, test_target_keys);
 	tcase_add_loop_test(loads, test_http_keys, 0, N_ELEMS(http_key_cases));
 	tcase_add_test(loads, test_api_edges);

@@ -319,11 +319,12 @@ static const struct probe_row probe_rows[] = {
 	/* 0 */ { VP_TLS_PREFER, NULL, { A_N, A_OK_READY }, 2000, VP_VERDICT_OK, "accepted",
 	  "logged user \"vp\" in to database \"db\" without a password (trust); TLS not offered" },
 	{ VP_TLS_DISABLE, NULL, { A_OK_READY }, 2000, VP_VERDICT_OK, "accepted", "TLS not asked" },
-	{ VP_TLS_PREFER, NULL, { A_S }, 2000, VP_VERDICT_PROTOCOL_ERROR, "tls_not_built",
-	  "tls is \"prefer\" and the server offers TLS ('S' to SSLRequest), but this build" },
-	{ VP_TLS_REQUIRE, NULL, { A_N }, 2000, VP_VERDICT_PROTOCOL_ERROR, "tls_not_built",
-	  "tls is \"require\" and the server does not offer TLS ('N'" },
-	{ VP_TLS_VERIFY_FULL, NULL, { A_S }, 2000, VP_VERDICT_PROTOCOL_ERROR, "tls_not_built",
+	/* 'S' and then silence: the handshake is TLS's (tests/test_tls.c has the rest) */
+	{ VP_TLS_PREFER, NULL, { A_S }, 300, VP_VERDICT_TIMEOUT, "tls_timeout",
+	  "no complete TLS handshake within 300 ms (0 bytes of it read)" },
+	{ VP_TLS_REQUIRE, NULL, { A_N }, 2000, VP_VERDICT_TLS_ERROR, "tls_not_offered",
+	  "tls is \"require\" and the server does not offer TLS ('N' to SSLRequest)" },
+	{ VP_TLS_VERIFY_FULL, NULL, { A_N }, 2000, VP_VERDICT_TLS_ERROR, "tls_not_offered",
 	  "tls is \"verify-full\"" },
 	/* 5: asked for a password, none configured */
 	{ VP_TLS_PREFER, NULL, { A_N, A_MD5 }, 2000, VP_VERDICT_OK, "accepted",

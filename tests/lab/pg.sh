@@ -12,6 +12,11 @@
 #              three sessions held open by psql         -> too_many_connections
 #     standby  a copy of main in standby mode with hot_standby=off and no
 #              primary: it never leaves recovery        -> starting_up (57P03)
+#     tls      ssl = on with a server certificate from a test CA made here
+#              (tests/lab/tls_certs.sh), on 127.0.0.1 and 127.0.0.2; pg_hba
+#              takes TLS only (hostssl)  -> prefer, require, verify-full ok;
+#              hostname_mismatch on 127.0.0.2, unknown_ca with another CA
+#     tlsold   the same with an expired certificate      -> cert_expired
 #
 # Every probe goes through `$VPCPROBE check --json -c CONFIG`; records are
 # checked with jq. Prints "ok N - ..." / "not ok N - ..."; exit 1 on failure.
@@ -36,11 +41,14 @@ for d in /usr/lib/postgresql/15/bin /usr/lib/postgresql/*/bin; do
     }
 done
 
+# shellcheck source=tests/lab/tls_certs.sh
+. "$TESTS_DIR/lab/tls_certs.sh"
+
 if [[ -z ${VP_PG_NETNS:-} ]]; then
     [[ $EUID -eq 0 ]] || skip "needs root for a network namespace of its own (uid $EUID)"
     [[ -n $PGBIN ]] || skip "PostgreSQL's initdb and pg_ctl are not installed"
     id postgres >/dev/null 2>&1 || skip "there is no postgres user to run the servers as"
-    for tool in psql pg_isready jq unshare ip python3 runuser; do
+    for tool in psql pg_isready jq unshare ip python3 runuser openssl; do
         command -v "$tool" >/dev/null 2>&1 || skip "$tool is not installed"
     done
     [[ -x $VPCPROBE ]] || {
@@ -107,6 +115,8 @@ free_port() {
 MAIN_PORT=$(free_port)
 FULL_PORT=$(free_port)
 STANDBY_PORT=$(free_port)
+TLS_PORT=$(free_port)
+TLSOLD_PORT=$(free_port)
 
 # --- the main cluster -------------------------------------------------------
 
@@ -157,9 +167,32 @@ start() {
 # The copies are made from a cleanly stopped cluster, before it first starts.
 cp -a "$T/main" "$T/full"
 cp -a "$T/main" "$T/standby"
+cp -a "$T/main" "$T/tls"
+cp -a "$T/main" "$T/tlsold"
 conf full "$FULL_PORT" "max_connections = 3" "superuser_reserved_connections = 0"
 conf standby "$STANDBY_PORT" "hot_standby = off"
 as_pg touch "$T/standby/standby.signal"
+
+# The TLS clusters: the server's key must be the postgres user's, mode 0600.
+make_tls_certs "$T/certs" || bail "making the test certificates failed" "$T/certs/openssl.log"
+chown -R postgres "$T/certs"
+chmod 600 "$T"/certs/*.key
+for c in tls tlsold; do
+    cert=server
+    port=$TLS_PORT
+    if [[ $c == tlsold ]]; then
+        cert=expired
+        port=$TLSOLD_PORT
+    fi
+    conf "$c" "$port" "listen_addresses = '127.0.0.1,127.0.0.2'" "ssl = on" \
+        "ssl_cert_file = '$T/certs/$cert.pem'" "ssl_key_file = '$T/certs/$cert.key'"
+    # Only TLS gets in: a probe that logs in here went over TLS.
+    cat >"$T/$c/pg_hba.conf" <<'EOF'
+local     all  all       trust
+hostssl   all  postgres  127.0.0.0/8  trust
+hostnossl all  all       127.0.0.0/8  reject
+EOF
+done
 
 start main "$MAIN_PORT"
 
@@ -181,6 +214,8 @@ EOF
 
 start full "$FULL_PORT"
 start standby "$STANDBY_PORT"
+start tls "$TLS_PORT"
+start tlsold "$TLSOLD_PORT"
 
 # Three sessions fill the full cluster; wait until all three are in.
 for i in 1 2 3; do
@@ -196,6 +231,8 @@ printf 'not-the-password\n' >"$T/wrong.pw"
 chmod 600 "$T"/*.pw
 
 url="postgres://127.0.0.1:$MAIN_PORT"
+tls="postgres://127.0.0.1:$TLS_PORT"
+tlsold="postgres://127.0.0.1:$TLSOLD_PORT"
 cat >"$T/config.json" <<EOF
 {
   "defaults": { "timeout_ms": 5000 },
@@ -216,8 +253,22 @@ cat >"$T/config.json" <<EOF
     { "name": "db-missing", "url": "$url", "database": "no_such_db" },
     { "name": "db-missing-scram", "url": "$url", "user": "vp_scram", "database": "no_such_db",
       "password_file": "$T/scram.pw" },
-    { "name": "tls-require", "url": "$url", "tls": "require" },
-    { "name": "starting-up", "url": "postgres://127.0.0.1:$STANDBY_PORT" }
+    { "name": "require-no-tls", "url": "$url", "tls": "require" },
+    { "name": "starting-up", "url": "postgres://127.0.0.1:$STANDBY_PORT" },
+    { "name": "tls-prefer", "url": "$tls", "user": "postgres" },
+    { "name": "tls-require", "url": "$tls", "user": "postgres", "tls": "require" },
+    { "name": "tls-require-ca", "url": "$tls", "user": "postgres", "tls": "require",
+      "ca_file": "$T/certs/ca.pem" },
+    { "name": "tls-verify-full", "url": "$tls", "user": "postgres", "tls": "verify-full",
+      "ca_file": "$T/certs/ca.pem" },
+    { "name": "tls-disable", "url": "$tls", "user": "postgres", "tls": "disable" },
+    { "name": "tls-wrong-host", "url": "postgres://127.0.0.2:$TLS_PORT", "user": "postgres",
+      "tls": "verify-full", "ca_file": "$T/certs/ca.pem" },
+    { "name": "tls-unknown-ca", "url": "$tls", "user": "postgres", "tls": "verify-full",
+      "ca_file": "$T/certs/other-ca.pem" },
+    { "name": "tls-expired", "url": "$tlsold", "user": "postgres", "tls": "verify-full",
+      "ca_file": "$T/certs/ca.pem" },
+    { "name": "tls-expired-require", "url": "$tlsold", "user": "postgres", "tls": "require" }
   ]
 }
 EOF
@@ -257,8 +308,47 @@ expect "$o" clear-right ok authenticated "with a cleartext password"
 expect "$o" clear-wrong protocol_error auth_failed "28P01"
 expect "$o" db-missing protocol_error database_missing "3D000"
 expect "$o" db-missing-scram protocol_error database_missing "no_such_db"
-expect "$o" tls-require protocol_error tls_not_built "does not offer TLS"
+expect "$o" require-no-tls tls_error tls_not_offered "does not offer TLS ('N' to SSLRequest)"
 expect "$o" starting-up protocol_error starting_up "57P03"
+expect "$o" tls-prefer ok accepted "(trust); over TLSv1.3"
+expect "$o" tls-require ok accepted "over TLSv1.3"
+expect "$o" tls-require-ca ok accepted "over TLSv1.3"
+expect "$o" tls-verify-full ok accepted "over TLSv1.3"
+expect "$o" tls-disable protocol_error pg_hba_rejected "no encryption"
+expect "$o" tls-wrong-host tls_error hostname_mismatch "IP address mismatch"
+expect "$o" tls-unknown-ca tls_error unknown_ca "the server's certificate was refused"
+expect "$o" tls-expired tls_error cert_expired "certificate has expired"
+expect "$o" tls-expired-require ok accepted "over TLSv1.3"
+
+# expect_json NAME WHAT JQ-TEST: the record of NAME passes the test.
+expect_json() {
+    local name=$1 what=$2 test=$3
+    if jq -s -e --arg n "$name" "map(select(.target == \$n))[0] | $test" "$o" >/dev/null; then
+        pass "$name: $what"
+    else
+        fail "$name: $what" \
+            "$(jq -c --arg n "$name" 'select(.target == $n) | [.tls, .timings_ms]' "$o")"
+    fi
+}
+expect_json tls-prefer "TLS recorded, handshake timed" '.tls.offered and .tls.version == "TLSv1.3" and (.tls.cipher | length > 0)
+    and .tls.cert_days_left >= 29 and .tls.cert_days_left <= 30
+    and .timings_ms.tls >= 0 and .timings_ms.protocol >= 0'
+expect_json trust-default "TLS asked for, not offered" '.tls.offered == false and .tls.version == null and .timings_ms.tls == null'
+expect_json trust-disable "no tls object" '.tls == null'
+expect_json tls-expired "expired a day ago" '.tls.cert_days_left == -1 and .tls.version == null'
+expect_json tls-expired-require "expired a day ago" '.tls.cert_days_left == -1'
+hint=$(jq -r 'select(.target == "tls-unknown-ca") | .hint' "$o")
+if [[ $hint == *"gcloud sql instances describe INSTANCE --format='value(serverCaCert.cert)'"* ]]; then
+    pass "unknown_ca hint says how to get Cloud SQL's server CA"
+else
+    fail "unknown_ca hint says how to get Cloud SQL's server CA" "$hint"
+fi
+# The probe tells the server why it gave up: its TLS alert is in the log.
+if grep -q 'alert unknown ca' "$T/tls.log"; then
+    pass "the server logs the probe's unknown_ca alert"
+else
+    fail "the server logs the probe's unknown_ca alert" "$(grep -m3 SSL "$T/tls.log")"
+fi
 
 # The full cluster: probe until the three holders are in (bounded), then
 # the probe must be turned away with 53300.
@@ -296,8 +386,8 @@ else
 fi
 
 # The server saw a clean Terminate after a login, not an EOF mid-session.
-if grep -q 'unexpected EOF on client connection' "$T/main.log"; then
-    fail "logins end with Terminate" "$(grep -m1 'unexpected EOF' "$T/main.log")"
+if grep -q 'unexpected EOF on client connection' "$T/main.log" "$T/tls.log"; then
+    fail "logins end with Terminate" "$(grep -m1 'unexpected EOF' "$T/main.log" "$T/tls.log")"
 else
     pass "logins end with Terminate"
 fi

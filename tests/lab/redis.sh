@@ -10,6 +10,11 @@
 #     auth       requirepass and an ACL user     -> auth_required, auth_failed, pong
 #     protected  no password, bound to 198.18.0.10 and probed from that address
 #                (not loopback)                  -> protected_mode
+#     tls        TLS only (--port 0 --tls-port), requirepass, a server
+#                certificate from a test CA made here (tests/lab/tls_certs.sh),
+#                no client certificates asked (as Memorystore)
+#                                                -> rediss:// pong, auth_required,
+#                                                   unknown_ca (other CA, system CAs)
 #
 # Redis 7 denies a client in protected mode when the default user has no
 # password and the client's address is not loopback, whatever it is bound to
@@ -30,15 +35,21 @@ skip() {
     exit 77
 }
 
+# shellcheck source=tests/lab/tls_certs.sh
+. "$TESTS_DIR/lab/tls_certs.sh"
+
 if [[ -z ${VP_REDIS_NETNS:-} ]]; then
     [[ $EUID -eq 0 ]] || skip "needs root for a network namespace of its own (uid $EUID)"
-    for tool in redis-server redis-cli jq unshare ip python3; do
+    for tool in redis-server redis-cli jq unshare ip python3 openssl; do
         command -v "$tool" >/dev/null 2>&1 || skip "$tool is not installed"
     done
     [[ -x $VPCPROBE ]] || {
         echo "Bail out! VPCPROBE=$VPCPROBE is not an executable"
         exit 1
     }
+    # Debian's redis-server links libssl when it is built with TLS.
+    ldd "$(command -v redis-server)" 2>/dev/null | grep -q libssl ||
+        skip "redis-server is built without TLS (no libssl)"
     VP_REDIS_NETNS=1 exec unshare -n -- "$BASH" "${BASH_SOURCE[0]}" "$@"
     skip "unshare -n failed"
 fi
@@ -84,16 +95,18 @@ free_port() {
 }
 
 # start_redis NAME ADDR PORT [ARG...]: redis-server in the foreground of a
-# background job, its log in $T/NAME.log, ready when it answers at all.
+# background job, its log in $T/NAME.log, ready when it answers at all
+# (over TLS with the test CA for NAME tls).
 start_redis() {
-    local name=$1 addr=$2 port=$3 i out
+    local name=$1 addr=$2 port=$3 i out cli=()
     shift 3
+    [[ $name == tls ]] && cli=(--tls --cacert "$T/certs/ca.pem")
     mkdir -p "$T/$name"
     redis-server --port "$port" --bind "$addr" --daemonize no --save '' --appendonly no \
         --dir "$T/$name" --logfile "$T/$name.log" "$@" &
     PIDS+=($!)
     for ((i = 0; i < 100; i++)); do
-        out=$(redis-cli -h "$addr" -p "$port" ping 2>&1)
+        out=$(redis-cli "${cli[@]}" -h "$addr" -p "$port" ping 2>&1)
         [[ $out == *PONG* || $out == *NOAUTH* || $out == *DENIED* ]] && return 0
         kill -0 "${PIDS[-1]}" 2>/dev/null || break
         sleep 0.1
@@ -106,6 +119,7 @@ start_redis() {
 OPEN_PORT=$(free_port 127.0.0.1)
 AUTH_PORT=$(free_port 127.0.0.1)
 PROT_PORT=$(free_port "$LOCAL_ADDR")
+TLS_PORT=$(free_port 127.0.0.1)
 
 REDIS_PASS='redis-pass-9c41'
 ACL_PASS='acl-pass-77e0'
@@ -118,6 +132,14 @@ start_redis open 127.0.0.1 "$OPEN_PORT"
 start_redis auth 127.0.0.1 "$AUTH_PORT" --requirepass "$REDIS_PASS" \
     --user probe on ">$ACL_PASS" '~*' '+@all'
 start_redis protected "$LOCAL_ADDR" "$PROT_PORT" --protected-mode yes
+make_tls_certs "$T/certs" || {
+    echo "Bail out! making the test certificates failed"
+    sed 's/^/#   /' "$T/certs/openssl.log"
+    exit 1
+}
+start_redis tls 127.0.0.1 "$TLS_PORT" --port 0 --tls-port "$TLS_PORT" \
+    --tls-cert-file "$T/certs/server.pem" --tls-key-file "$T/certs/server.key" \
+    --tls-ca-cert-file "$T/certs/ca.pem" --tls-auth-clients no --requirepass "$REDIS_PASS"
 
 cat >"$T/config.json" <<EOF
 {
@@ -134,7 +156,14 @@ cat >"$T/config.json" <<EOF
     { "name": "acl-wrong-user", "url": "redis://127.0.0.1:$AUTH_PORT", "username": "nobody",
       "password_file": "$T/acl.pw" },
     { "name": "protected", "url": "redis://$LOCAL_ADDR:$PROT_PORT" },
-    { "name": "rediss", "url": "rediss://127.0.0.1:$OPEN_PORT" }
+    { "name": "rediss", "url": "rediss://127.0.0.1:$TLS_PORT", "ca_file": "$T/certs/ca.pem",
+      "password_file": "$T/right.pw" },
+    { "name": "rediss-noauth", "url": "rediss://127.0.0.1:$TLS_PORT",
+      "ca_file": "$T/certs/ca.pem" },
+    { "name": "rediss-wrong-ca", "url": "rediss://127.0.0.1:$TLS_PORT",
+      "ca_file": "$T/certs/other-ca.pem", "password_file": "$T/right.pw" },
+    { "name": "rediss-system-ca", "url": "rediss://127.0.0.1:$TLS_PORT",
+      "password_file": "$T/right.pw" }
   ]
 }
 EOF
@@ -168,7 +197,26 @@ expect rightpass ok pong "after AUTH +OK"
 expect acl-right ok pong "after AUTH +OK"
 expect acl-wrong-user protocol_error auth_failed "-WRONGPASS"
 expect protected protocol_error protected_mode "-DENIED"
-expect rediss protocol_error tls_not_built "cannot speak TLS yet"
+expect rediss ok pong "after AUTH +OK, over TLSv1.3"
+expect rediss-noauth protocol_error auth_required "-NOAUTH"
+expect rediss-wrong-ca tls_error unknown_ca "the server's certificate was refused"
+expect rediss-system-ca tls_error unknown_ca "the server's certificate was refused"
+
+# The TLS record: the handshake timed, the version, cipher and days left.
+if jq -s -e 'map(select(.target == "rediss"))[0] | .tls.offered == true
+        and .tls.version == "TLSv1.3" and (.tls.cipher | length > 0)
+        and .tls.cert_days_left >= 29 and .tls.cert_days_left <= 30
+        and .timings_ms.tls >= 0' "$T/out.json" >/dev/null; then
+    pass "rediss: TLS recorded"
+else
+    fail "rediss: TLS recorded" "$(jq -c 'select(.target == "rediss") | [.tls, .timings_ms]' "$T/out.json")"
+fi
+hint=$(jq -r 'select(.target == "rediss-wrong-ca") | .hint' "$T/out.json")
+if [[ $hint == *"gcloud redis instances describe"* && $hint == *other-ca.pem* ]]; then
+    pass "unknown_ca hint names ca_file and how to get Memorystore's CA"
+else
+    fail "unknown_ca hint names ca_file and how to get Memorystore's CA" "$hint"
+fi
 
 # Every failure carries a hint in Memorystore terms.
 hints=$(jq -r 'select(.verdict != "ok") | .hint' "$T/out.json")

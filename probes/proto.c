@@ -12,7 +12,7 @@ const struct vp_proto *vp_proto_for(enum vp_kind kind)
 	case VP_KIND_POSTGRES:
 		return &vp_proto_postgres;
 	case VP_KIND_REDIS:
-	case VP_KIND_REDISS: /* decides tls_not_built until the TLS module exists */
+	case VP_KIND_REDISS: /* redis over TLS (probes/tls.c) */
 		return &vp_proto_redis;
 	case VP_KIND_HTTP:
 		return &vp_proto_http;

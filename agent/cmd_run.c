@@ -315,9 +315,23 @@ static struct vp_scheduler *current_scheduler(void *arg)
 	return d->sched;
 }
 
+/* The collector's side of the status page and of /metrics: the spool's and
+ * the reporter's counts. */
+static void status_delivery(void *arg, struct vp_status_delivery *out)
+{
+	const struct daemon *d = arg;
+
+	out->known = d->reporter != NULL;
+	out->ok = d->delivery.last_success_ms > 0 && d->delivery.last_error[0] == '\0';
+	out->spooled_bytes = d->delivery.spooled_bytes;
+	out->dropped_total = d->delivery.dropped;
+	snprintf(out->last_error, sizeof(out->last_error), "%s", d->delivery.last_error);
+}
+
 static int start_status(struct daemon *d)
 {
-	const struct vp_status_source src = { .scheduler = current_scheduler, .arg = d };
+	const struct vp_status_source src = { .scheduler = current_scheduler,
+	                                      .delivery = status_delivery, .arg = d };
 	char err[VP_ERR_MAX];
 	int r;
 

@@ -2,10 +2,7 @@
  * out), and for probes/postgres.c against a scripted PostgreSQL on
  * loopback, on the probe's own loop. Hostile input throughout: absurd
  * lengths, missing terminators, control bytes and invalid UTF-8. */
-#include <arpa/inet.h>
 #include <check.h>
-#include <errno.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +11,7 @@
 #include "config/config.h"
 #include "probes/pgwire.h"
 #include "probes/wire.h"
+#include "scripted.h"
 
 #define N_ELEMS(a) (int)(sizeof(a) / sizeof((a)[0]))
 #define B(s) (const uint8_t *)(s), sizeof(s) - 1   /* a byte string and its length */
@@ -407,12 +405,8 @@ static const struct probe_row probe_rows[] = {
 };
 
 struct fake {
-	uv_tcp_t listener;
-	uv_tcp_t client;
-	bool has_client;
+	struct scripted srv;
 	const struct probe_row *row;
-	uint8_t in[4096];
-	size_t inlen;
 	int seen;                  /* client messages so far */
 	bool typed;                /* past the StartupMessage: messages have a type byte */
 	bool ssl_requested;
@@ -424,23 +418,6 @@ struct fake {
 	uint8_t p[1024];           /* the body of the last 'p' */
 	size_t plen;
 };
-
-static void written(uv_write_t *w, int status)
-{
-	(void)status; /* the probe may have closed first */
-	free(w);
-}
-
-static void send_bytes(struct fake *f, const void *buf, size_t len)
-{
-	uv_write_t *w = malloc(sizeof(*w) + len);
-	uv_buf_t b;
-
-	ck_assert_ptr_nonnull(w);
-	memcpy(w + 1, buf, len);
-	b = uv_buf_init((char *)(w + 1), (unsigned)len);
-	ck_assert_int_eq(uv_write(w, (uv_stream_t *)&f->client, &b, 1, written), 0);
-}
 
 /* Appends one message: type, length, body. */
 static size_t msg(uint8_t *out, size_t at, char type, const void *body, size_t len)
@@ -588,113 +565,48 @@ static void on_client_message(struct fake *f, uint8_t type, const uint8_t *body,
 		}
 	}
 	if (a == A_CLOSE) {
-		uv_close((uv_handle_t *)&f->client, NULL);
-		f->has_client = false;
+		scripted_close_client(&f->srv);
 		return;
 	}
 	n = act_bytes(f, a, out);
 	if (n > 0)
-		send_bytes(f, out, n);
-}
-
-static void fake_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	struct fake *f = h->data;
-
-	(void)suggested;
-	*buf = uv_buf_init((char *)f->in + f->inlen, (unsigned)(sizeof(f->in) - f->inlen));
+		scripted_send(&f->srv, out, n);
 }
 
 /* Frames what the client sent: the first messages have no type byte. */
-static void fake_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void fake_read(struct scripted *s)
 {
 	struct fake *f = s->data;
 
-	(void)buf;
-	if (nread <= 0)
-		return;
-	f->inlen += (size_t)nread;
 	for (;;) {
 		size_t off = f->typed ? 1 : 0;
 		uint32_t n;
 
-		if (f->inlen < off + 4 || !f->has_client)
+		if (s->inlen < off + 4 || !s->has_client)
 			return;
-		n = vp_be32(f->in + off);
+		n = vp_be32(s->in + off);
 		ck_assert_uint_ge(n, 4);
-		if (f->inlen < off + n)
+		if (s->inlen < off + n)
 			return;
-		on_client_message(f, f->typed ? f->in[0] : 0, f->in + off + 4, n - 4);
-		memmove(f->in, f->in + off + n, f->inlen - off - n);
-		f->inlen -= off + n;
+		on_client_message(f, f->typed ? s->in[0] : 0, s->in + off + 4, n - 4);
+		scripted_consume(s, off + n);
 	}
-}
-
-static void fake_conn(uv_stream_t *l, int status)
-{
-	struct fake *f = l->data;
-
-	ck_assert_int_eq(status, 0);
-	ck_assert(!f->has_client);
-	ck_assert_int_eq(uv_tcp_init(l->loop, &f->client), 0);
-	f->client.data = f;
-	ck_assert_int_eq(uv_accept(l, (uv_stream_t *)&f->client), 0);
-	f->has_client = true;
-	ck_assert_int_eq(uv_read_start((uv_stream_t *)&f->client, fake_alloc, fake_read), 0);
-}
-
-static uint16_t fake_listen(uv_loop_t *loop, struct fake *f)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	struct sockaddr_storage bound;
-	int len = sizeof(bound);
-
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(uv_tcp_init(loop, &f->listener), 0);
-	f->listener.data = f;
-	ck_assert_int_eq(uv_tcp_bind(&f->listener, (struct sockaddr *)&sin, 0), 0);
-	ck_assert_int_eq(uv_listen((uv_stream_t *)&f->listener, 4, fake_conn), 0);
-	ck_assert_int_eq(uv_tcp_getsockname(&f->listener, (struct sockaddr *)&bound, &len), 0);
-	return ntohs(((struct sockaddr_in *)&bound)->sin_port);
-}
-
-struct result_box {
-	struct vp_probe_result res;
-	bool done;
-};
-
-static void on_result(struct vp_probe_req *req, const struct vp_probe_result *res, void *arg)
-{
-	struct result_box *box = arg;
-
-	(void)req;
-	box->res = *res;
-	box->done = true;
 }
 
 START_TEST(test_probe)
 {
 	const struct probe_row *row = &probe_rows[_i];
 	struct vp_target target = { .tls = row->tls, .user = "vp", .database = "db" };
-	struct fake f = { .row = row };
-	struct vp_probe_req req = { .kind = VP_KIND_POSTGRES, .target = &target };
-	struct sockaddr_in *in = (struct sockaddr_in *)&req.addr;
-	struct result_box box = { 0 };
-	const struct vp_verdict_out *v = &box.res.v;
-	struct vp_engine *e;
-	uv_loop_t loop;
+	struct fake f = { .srv = { .on_read = fake_read, .data = &f }, .row = row };
+	struct vp_probe_req req = { .kind = VP_KIND_POSTGRES, .target = &target,
+	                            .timeout_ms = row->timeout_ms };
+	struct scripted_run r;
+	const struct vp_verdict_out *v = &r.res.v;
 
 	target.password = (char *)row->password;
 	target.password_len = row->password ? strlen(row->password) : 0;
-	ck_assert_int_eq(uv_loop_init(&loop), 0);
-	e = vp_engine_new(&loop, 0, on_result, &box);
-	in->sin_family = AF_INET;
-	in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	in->sin_port = htons(fake_listen(&loop, &f));
-	req.timeout_ms = row->timeout_ms;
-	vp_engine_submit(e, &req);
-	while (!box.done)
-		uv_run(&loop, UV_RUN_ONCE);
+	scripted_run_init(&r);
+	scripted_run_probe(&r, &req, scripted_listen(&r.loop, &f.srv));
 
 	ck_assert_msg(v->verdict == row->verdict, "row %d: %s %s, expected %s: %s", _i,
 	              vp_verdict_name(v->verdict), vp_verdict_reason(v),
@@ -714,16 +626,10 @@ START_TEST(test_probe)
 		ck_assert_str_eq(f.application, "vpcprobe");
 	}
 	/* Let the Terminate arrive, then close everything. */
-	uv_run(&loop, UV_RUN_NOWAIT);
+	uv_run(&r.loop, UV_RUN_NOWAIT);
 	if (strcmp(row->reason, "authenticated") == 0 || strcmp(row->reason, "accepted") == 0)
 		ck_assert(f.terminated == (v->detail[0] != '\0' && strstr(v->detail, "logged") != NULL));
-	if (f.has_client)
-		uv_close((uv_handle_t *)&f.client, NULL);
-	uv_close((uv_handle_t *)&f.listener, NULL);
-	vp_engine_close(e, NULL);
-	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-	vp_engine_free(e);
-	ck_assert_int_eq(uv_loop_close(&loop), 0);
+	scripted_run_end(&r, &f.srv);
 }
 END_TEST
 

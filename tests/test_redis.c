@@ -2,10 +2,7 @@
  * probes/redis.c against a scripted Redis on loopback, on the probe's own
  * loop. Hostile input throughout: absurd lengths, bare CR or LF, embedded
  * NULs, invalid UTF-8. */
-#include <arpa/inet.h>
 #include <check.h>
-#include <errno.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +10,7 @@
 #include "agent/engine.h"
 #include "config/config.h"
 #include "probes/resp.h"
+#include "scripted.h"
 
 #define N_ELEMS(a) (int)(sizeof(a) / sizeof((a)[0]))
 #define B(s) (const uint8_t *)(s), sizeof(s) - 1
@@ -259,53 +257,24 @@ static const struct probe_row probe_rows[] = {
 	  "no complete TLS handshake within 300 ms", "" },
 };
 
+/* The fake server's state: what the probe sent, and the row's script. */
 struct fake {
-	uv_tcp_t listener;
-	uv_tcp_t client;
-	bool has_client;
 	const struct probe_row *row;
-	uint8_t in[4096];
-	size_t inlen;
 	int seen;
 	char commands[256];       /* "AUTH pw|PING" */
 };
 
-static void written(uv_write_t *w, int status)
-{
-	(void)status;
-	free(w);
-}
-
-static void send_str(struct fake *f, const char *s)
-{
-	size_t len = strlen(s);
-	uv_write_t *w = malloc(sizeof(*w) + len);
-	uv_buf_t b;
-
-	ck_assert_ptr_nonnull(w);
-	memcpy(w + 1, s, len);
-	b = uv_buf_init((char *)(w + 1), (unsigned)len);
-	ck_assert_int_eq(uv_write(w, (uv_stream_t *)&f->client, &b, 1, written), 0);
-}
-
-static void close_client(struct fake *f)
-{
-	if (f->has_client)
-		uv_close((uv_handle_t *)&f->client, NULL);
-	f->has_client = false;
-}
-
 /* One command as an array of bulk strings; returns its size, 0 when
  * incomplete. Written for what the probe sends, not for any client. */
-static size_t command(struct fake *f, char *out, size_t outlen)
+static size_t command(const struct scripted *sc, char *out, size_t outlen)
 {
-	const char *s = (const char *)f->in;
-	const char *end = s + f->inlen;
+	const char *s = (const char *)sc->in;
+	const char *end = s + sc->inlen;
 	char *stop;
 	long argc;
 	size_t used = 0;
 
-	if (f->inlen < 4 || memchr(s, '\n', f->inlen) == NULL)
+	if (sc->inlen < 4 || memchr(s, '\n', sc->inlen) == NULL)
 		return 0;
 	if (s[0] != '*')
 		return 0;   /* a TLS ClientHello (rediss://): not a command */
@@ -324,83 +293,35 @@ static size_t command(struct fake *f, char *out, size_t outlen)
 		used += (size_t)snprintf(out + used, outlen - used, "%s%.*s", i ? " " : "", (int)len, s);
 		s += len + 2;
 	}
-	return (size_t)(s - (const char *)f->in);
+	return (size_t)(s - (const char *)sc->in);
 }
 
-static void fake_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void fake_read(struct scripted *sc)
 {
-	struct fake *f = h->data;
-
-	(void)suggested;
-	*buf = uv_buf_init((char *)f->in + f->inlen, (unsigned)(sizeof(f->in) - f->inlen));
-}
-
-static void fake_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-	struct fake *f = s->data;
+	struct fake *f = sc->data;
 	char cmd[128];
 	size_t n;
 
-	(void)buf;
-	if (nread <= 0)
-		return;
-	f->inlen += (size_t)nread;
-	while (f->has_client && (n = command(f, cmd, sizeof(cmd))) > 0) {
+	while (sc->has_client && (n = command(sc, cmd, sizeof(cmd))) > 0) {
 		const char *reply = f->seen < 2 ? f->row->replies[f->seen] : NULL;
 		size_t used = strlen(f->commands);
 
 		snprintf(f->commands + used, sizeof(f->commands) - used, "%s%s", used ? "|" : "", cmd);
 		f->seen++;
-		memmove(f->in, f->in + n, f->inlen - n);
-		f->inlen -= n;
+		scripted_consume(sc, n);
 		if (reply != NULL && strcmp(reply, CLOSE) == 0)
-			close_client(f);
+			scripted_close_client(sc);
 		else if (reply != NULL)
-			send_str(f, reply);
+			scripted_send_str(sc, reply);
 	}
 }
 
-static void fake_conn(uv_stream_t *l, int status)
+static void fake_connect(struct scripted *sc)
 {
-	struct fake *f = l->data;
+	struct fake *f = sc->data;
 
-	ck_assert_int_eq(status, 0);
-	ck_assert_int_eq(uv_tcp_init(l->loop, &f->client), 0);
-	f->client.data = f;
-	ck_assert_int_eq(uv_accept(l, (uv_stream_t *)&f->client), 0);
-	f->has_client = true;
 	if (f->row->on_connect != NULL)
-		send_str(f, f->row->on_connect);
-	ck_assert_int_eq(uv_read_start((uv_stream_t *)&f->client, fake_alloc, fake_read), 0);
-}
-
-static uint16_t fake_listen(uv_loop_t *loop, struct fake *f)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	struct sockaddr_storage bound;
-	int len = sizeof(bound);
-
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(uv_tcp_init(loop, &f->listener), 0);
-	f->listener.data = f;
-	ck_assert_int_eq(uv_tcp_bind(&f->listener, (struct sockaddr *)&sin, 0), 0);
-	ck_assert_int_eq(uv_listen((uv_stream_t *)&f->listener, 4, fake_conn), 0);
-	ck_assert_int_eq(uv_tcp_getsockname(&f->listener, (struct sockaddr *)&bound, &len), 0);
-	return ntohs(((struct sockaddr_in *)&bound)->sin_port);
-}
-
-struct result_box {
-	struct vp_probe_result res;
-	bool done;
-};
-
-static void on_result(struct vp_probe_req *req, const struct vp_probe_result *res, void *arg)
-{
-	struct result_box *box = arg;
-
-	(void)req;
-	box->res = *res;
-	box->done = true;
+		scripted_send_str(sc, f->row->on_connect);
 }
 
 START_TEST(test_probe)
@@ -409,23 +330,15 @@ START_TEST(test_probe)
 	struct vp_target target = { .username = (char *)row->username,
 	                            .password = (char *)row->password };
 	struct fake f = { .row = row };
-	struct vp_probe_req req = { .kind = row->kind, .target = &target };
-	struct sockaddr_in *in = (struct sockaddr_in *)&req.addr;
-	struct result_box box = { 0 };
-	const struct vp_verdict_out *v = &box.res.v;
-	struct vp_engine *e;
-	uv_loop_t loop;
+	struct scripted s = { .on_connect = fake_connect, .on_read = fake_read, .data = &f };
+	struct vp_probe_req req = { .kind = row->kind, .target = &target,
+	                            .timeout_ms = row->timeout_ms };
+	struct scripted_run r;
+	const struct vp_verdict_out *v = &r.res.v;
 
 	target.password_len = row->password ? strlen(row->password) : 0;
-	ck_assert_int_eq(uv_loop_init(&loop), 0);
-	e = vp_engine_new(&loop, 0, on_result, &box);
-	in->sin_family = AF_INET;
-	in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	in->sin_port = htons(fake_listen(&loop, &f));
-	req.timeout_ms = row->timeout_ms;
-	vp_engine_submit(e, &req);
-	while (!box.done)
-		uv_run(&loop, UV_RUN_ONCE);
+	scripted_run_init(&r);
+	scripted_run_probe(&r, &req, scripted_listen(&r.loop, &s));
 
 	ck_assert_msg(v->verdict == row->verdict, "row %d: %s %s, expected %s: %s", _i,
 	              vp_verdict_name(v->verdict), vp_verdict_reason(v),
@@ -440,12 +353,7 @@ START_TEST(test_probe)
 		ck_assert_msg(v->hint[0] != '\0', "row %d: no hint", _i);
 	if (row->commands != NULL)
 		ck_assert_str_eq(f.commands, row->commands);
-	close_client(&f);
-	uv_close((uv_handle_t *)&f.listener, NULL);
-	vp_engine_close(e, NULL);
-	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-	vp_engine_free(e);
-	ck_assert_int_eq(uv_loop_close(&loop), 0);
+	scripted_run_end(&r, &s);
 }
 END_TEST
 

@@ -3,10 +3,7 @@
  * server run on the probe's own loop, on loopback. Every certificate and
  * key is made here, in memory, when the test starts; only the two CA
  * certificates are written (as ca_file), to a scratch directory. */
-#include <arpa/inet.h>
 #include <check.h>
-#include <errno.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +20,7 @@
 #include "config/config.h"
 #include "probes/tls.h"
 #include "probes/wire.h"
+#include "scripted.h"
 
 #define N_ELEMS(a) (int)(sizeof(a) / sizeof((a)[0]))
 #define SSL_ERR(r) ERR_PACK(ERR_LIB_SSL, 0, (r))
@@ -338,9 +336,7 @@ struct srv_opts {
 };
 
 struct srv {
-	uv_tcp_t listener;
-	uv_tcp_t client;
-	bool has_client;
+	struct scripted net;
 	enum vp_kind kind;
 	struct srv_opts o;
 	X509 *cert;               /* borrowed from C */
@@ -350,7 +346,6 @@ struct srv {
 	BIO *wbio;
 	bool answered_ssl_request;
 	bool replied;
-	uint8_t in[VP_TLS_RECORD_MAX];
 	uint8_t plain[4096];
 	size_t plen;
 };
@@ -377,37 +372,13 @@ static SSL_CTX *srv_ctx(const struct srv_opts *o, X509 *cert)
 	return ctx;
 }
 
-static void srv_written(uv_write_t *w, int status)
-{
-	(void)status; /* the probe may have closed first */
-	free(w);
-}
-
-static void srv_send(struct srv *s, const void *buf, size_t len)
-{
-	uv_write_t *w = malloc(sizeof(*w) + len);
-	uv_buf_t b;
-
-	ck_assert_ptr_nonnull(w);
-	memcpy(w + 1, buf, len);
-	b = uv_buf_init((char *)(w + 1), (unsigned)len);
-	ck_assert_int_eq(uv_write(w, (uv_stream_t *)&s->client, &b, 1, srv_written), 0);
-}
-
 static void srv_flush(struct srv *s)
 {
 	uint8_t buf[VP_TLS_RECORD_MAX];
 	int n;
 
 	while ((n = BIO_read(s->wbio, buf, sizeof(buf))) > 0)
-		srv_send(s, buf, (size_t)n);
-}
-
-static void srv_close_client(struct srv *s)
-{
-	if (s->has_client)
-		uv_close((uv_handle_t *)&s->client, NULL);
-	s->has_client = false;
+		scripted_send(&s->net, buf, (size_t)n);
 }
 
 /* The plaintext the probe sent: answer PING, or log it in. */
@@ -442,67 +413,52 @@ static void srv_tls(struct srv *s, const uint8_t *in, size_t len)
 	ERR_clear_error();
 }
 
-static void srv_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void srv_read(struct scripted *net)
 {
-	struct srv *s = h->data;
+	struct srv *s = net->data;
+	const uint8_t *in = net->in;
+	size_t len = net->inlen;
 
-	(void)suggested;
-	*buf = uv_buf_init((char *)s->in, sizeof(s->in));
-}
-
-static void srv_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
-{
-	struct srv *s = st->data;
-	const uint8_t *in = s->in;
-	size_t len = nread > 0 ? (size_t)nread : 0;
-
-	(void)buf;
-	if (nread <= 0 || !s->has_client || s->o.mode == SRV_PLAIN)
+	if (s->o.mode == SRV_PLAIN) {
+		scripted_consume(net, len);
 		return;
+	}
 	if (s->o.mode == SRV_CLOSE) {
-		srv_close_client(s);
+		scripted_close_client(net);
 		return;
 	}
 	if (s->o.mode == SRV_ZEROS) {
 		static uint8_t record[5 + 16384] = { 22, 3, 3, 0x40, 0x00 };
 
 		for (int i = 0; i < 5; i++)
-			srv_send(s, record, sizeof(record));
+			scripted_send(net, record, sizeof(record));
+		scripted_consume(net, len);
 		return;
 	}
 	if (s->kind == VP_KIND_POSTGRES && !s->answered_ssl_request) {
 		ck_assert_uint_ge(len, 8);   /* the SSLRequest */
 		ck_assert_uint_eq(vp_be32(in + 4), 80877103);
-		srv_send(s, "S", 1);
+		scripted_send(net, "S", 1);
 		s->answered_ssl_request = true;
 		in += 8;
 		len -= 8;
 	}
 	if (len > 0)
 		srv_tls(s, in, len);
+	scripted_consume(net, net->inlen);
 }
 
-static void srv_conn(uv_stream_t *l, int status)
+static void srv_connect(struct scripted *net)
 {
-	struct srv *s = l->data;
+	struct srv *s = net->data;
 
-	ck_assert_int_eq(status, 0);
-	ck_assert(!s->has_client);
-	ck_assert_int_eq(uv_tcp_init(l->loop, &s->client), 0);
-	s->client.data = s;
-	ck_assert_int_eq(uv_accept(l, (uv_stream_t *)&s->client), 0);
-	s->has_client = true;
 	if (s->o.mode == SRV_PLAIN)
-		srv_send(s, "-ERR Protocol error\r\n", 21);
-	ck_assert_int_eq(uv_read_start((uv_stream_t *)&s->client, srv_alloc, srv_read), 0);
+		scripted_send(net, "-ERR Protocol error\r\n", 21);
 }
 
+/* Listens on loopback; TLS state is ready before the probe connects. */
 static uint16_t srv_listen(uv_loop_t *loop, struct srv *s)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	struct sockaddr_storage bound;
-	int len = sizeof(bound);
-
 	if (s->o.mode == SRV_TLS) {
 		s->ctx = srv_ctx(&s->o, s->cert);
 		s->ssl = SSL_new(s->ctx);
@@ -512,13 +468,10 @@ static uint16_t srv_listen(uv_loop_t *loop, struct srv *s)
 		SSL_set_bio(s->ssl, s->rbio, s->wbio);
 		SSL_set_accept_state(s->ssl);
 	}
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(uv_tcp_init(loop, &s->listener), 0);
-	s->listener.data = s;
-	ck_assert_int_eq(uv_tcp_bind(&s->listener, (struct sockaddr *)&sin, 0), 0);
-	ck_assert_int_eq(uv_listen((uv_stream_t *)&s->listener, 4, srv_conn), 0);
-	ck_assert_int_eq(uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &len), 0);
-	return ntohs(((struct sockaddr_in *)&bound)->sin_port);
+	s->net.on_connect = srv_connect;
+	s->net.on_read = srv_read;
+	s->net.data = s;
+	return scripted_listen(loop, &s->net);
 }
 
 static void srv_free(struct srv *s)
@@ -604,20 +557,6 @@ static const struct probe_row probe_rows[] = {
 	  NULL, D_UNKNOWN },
 };
 
-struct result_box {
-	struct vp_probe_result res;
-	bool done;
-};
-
-static void on_result(struct vp_probe_req *req, const struct vp_probe_result *res, void *arg)
-{
-	struct result_box *box = arg;
-
-	(void)req;
-	box->res = *res;
-	box->done = true;
-}
-
 static const char *ca_file_of(int ca)
 {
 	const char *files[] = { NULL, C.ca_pem, "/nonexistent/ca.pem", C.empty_pem };
@@ -667,24 +606,15 @@ START_TEST(test_probe)
 	struct vp_target target = { .tls = row->tls, .ca_file = (char *)ca_file_of(row->ca),
 	                            .user = "vp", .database = "db" };
 	struct srv s = { .kind = row->kind, .o = row->srv };
-	struct vp_probe_req req = { .kind = row->kind, .target = &target };
-	struct sockaddr_in *in = (struct sockaddr_in *)&req.addr;
-	struct result_box box = { 0 };
-	const struct vp_verdict_out *v = &box.res.v;
-	struct vp_engine *e;
-	uv_loop_t loop;
+	struct vp_probe_req req = { .kind = row->kind, .target = &target,
+	                            .timeout_ms = row->timeout_ms };
+	struct scripted_run r;
+	const struct vp_verdict_out *v = &r.res.v;
 
 	snprintf(target.url.host, sizeof(target.url.host), "%s", row->host);
 	s.cert = cert_of(row->srv.cert);
-	ck_assert_int_eq(uv_loop_init(&loop), 0);
-	e = vp_engine_new(&loop, 0, on_result, &box);
-	in->sin_family = AF_INET;
-	in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	in->sin_port = htons(srv_listen(&loop, &s));
-	req.timeout_ms = row->timeout_ms;
-	vp_engine_submit(e, &req);
-	while (!box.done)
-		uv_run(&loop, UV_RUN_ONCE);
+	scripted_run_init(&r);
+	scripted_run_probe(&r, &req, srv_listen(&r.loop, &s));
 
 	ck_assert_msg(v->verdict == row->verdict && strcmp(vp_verdict_reason(v), row->reason) == 0,
 	              "row %d: %s %s, expected %s %s: %s", _i, vp_verdict_name(v->verdict),
@@ -694,20 +624,15 @@ START_TEST(test_probe)
 	assert_text(v->detail, sizeof(v->detail), _i, false);
 	if (row->verdict != OK)
 		assert_text(v->hint, sizeof(v->hint), _i, true);
-	ck_assert(box.res.tls.asked);
-	check_days(row, box.res.cert_days_left);
+	ck_assert(r.res.tls.asked);
+	check_days(row, r.res.cert_days_left);
 	if (row->version) {
-		ck_assert_str_eq(box.res.tls.version, row->version);
-		check_record(row, &box.res);
+		ck_assert_str_eq(r.res.tls.version, row->version);
+		check_record(row, &r.res);
 	} else {
-		ck_assert_str_eq(box.res.tls.version, "");
+		ck_assert_str_eq(r.res.tls.version, "");
 	}
-	srv_close_client(&s);
-	uv_close((uv_handle_t *)&s.listener, NULL);
-	vp_engine_close(e, NULL);
-	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-	vp_engine_free(e);
-	ck_assert_int_eq(uv_loop_close(&loop), 0);
+	scripted_run_end(&r, &s.net);
 	srv_free(&s);
 	vp_tls_cache_clear();
 }

@@ -29,6 +29,12 @@
 #include "agent/reporter.h"
 #include "vp_build.h"
 
+/* A disk that is almost full fails some appends and takes others (a frame
+ * that still fits a page the file already has): an outage of the spool ends
+ * only after this long without a failed append, so that it is logged once
+ * and its end once (issue 9, tests/faults.py disk). */
+#define SPOOL_RECOVERED_MS 5000
+
 struct vp_reporter {
 	uv_loop_t *loop;                   /* borrowed */
 	struct vp_delivery_stats *stats;   /* borrowed */
@@ -58,6 +64,8 @@ struct vp_reporter {
 	uint64_t rng;
 	char *dump;                        /* owned: one record's JSON */
 	bool sending, backoff, waiting_meta, append_failed;
+	uint64_t lost;                     /* results the spool could not keep, this outage */
+	uint64_t last_failure_ms;          /* loop time of the last failed append */
 	bool closing, flushing, finished;
 	int open;                          /* parts still closing */
 };
@@ -508,6 +516,29 @@ static void on_metadata(void *arg)
 	kick(r);
 }
 
+/* The first failure of an outage is logged, the others only counted. */
+static void append_failed(struct vp_reporter *r, const char *target, int64_t seq)
+{
+	r->lost++;
+	r->last_failure_ms = uv_now(r->loop);
+	if (r->append_failed)
+		return;
+	r->append_failed = true;
+	vp_log_err("spool: cannot keep the result of target '%s': %s; results are lost until the "
+	           "spool works again", target, r->stats->last_error[0] ? r->stats->last_error :
+	           strerror((int)-seq));
+}
+
+static void append_worked(struct vp_reporter *r)
+{
+	if (uv_now(r->loop) - r->last_failure_ms < SPOOL_RECOVERED_MS)
+		return;
+	vp_log_info("spool: results are kept again; %" PRIu64 " were lost meanwhile (counted in "
+	            "vpcprobe_reports_dropped_total)", r->lost);
+	r->append_failed = false;
+	r->lost = 0;
+}
+
 void vp_reporter_add_run(struct vp_reporter *r, const struct vp_sched_target *st)
 {
 	const struct vp_config *cfg = vp_scheduler_config(st->sched);
@@ -527,13 +558,10 @@ void vp_reporter_add_run(struct vp_reporter *r, const struct vp_sched_target *st
 		      -EMSGSIZE;
 		if (seq == -EMSGSIZE)
 			r->stats->dropped++; /* no memory, or a record beyond any real size */
-		if (seq < 0 && !r->append_failed)
-			vp_log_err("spool: cannot keep the result of target '%s': %s; results are lost "
-			           "until the spool works again", st->target->name,
-			           r->stats->last_error[0] ? r->stats->last_error : strerror((int)-seq));
-		else if (seq > 0 && r->append_failed)
-			vp_log_info("spool: results are kept again");
-		r->append_failed = seq < 0;
+		if (seq < 0)
+			append_failed(r, st->target->name, seq);
+		else if (r->append_failed)
+			append_worked(r);
 	}
 }
 

@@ -12,6 +12,11 @@ memory and, with a record file, as JSON lines), and answers as it is told:
     retrydate:CODE:S  CODE with Retry-After as an HTTP date S seconds ahead
     drop            close the connection without an answer
     hang            read the request, never answer (until stop())
+    drip:MS         200 with an empty answer, sent one byte every MS ms
+    garbage:CODE    CODE with 4 KiB of binary garbage (NULs, invalid UTF-8,
+                    escapes) labelled application/json
+    endless:CODE    CODE with a body that never ends (no Content-Length,
+                    sent until the client goes away or stop())
 
 A script of answers is played first, then the default mode.
 
@@ -317,6 +322,9 @@ class Collector:
                     col.stopping.wait()
                     self.close_connection = True
                     return
+                if parts[0] in ("drip", "endless", "garbage"):
+                    self.misbehave(parts, entry)
+                    return
                 code, body, headers = 200, "{}", []
                 if parts[0] == "partial":
                     body = json.dumps({"partialSuccess": {"rejectedLogRecords": parts[1],
@@ -340,6 +348,35 @@ class Collector:
                 except OSError:
                     entry["answer_sent"] = False    # the agent stopped reading
                     self.close_connection = True
+
+            def misbehave(self, parts, entry):
+                """The answers of a collector that misbehaves (tests/faults.py)."""
+                code = 200 if parts[0] == "drip" else int(parts[1])
+                entry["status"] = code
+                col.add(entry)
+                self.close_connection = True
+                try:
+                    if parts[0] == "drip":
+                        data = ("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                "Content-Length: 2\r\n\r\n{}").encode()
+                        for i in range(len(data)):
+                            self.wfile.write(data[i:i + 1])
+                            self.wfile.flush()
+                            if col.stopping.wait(int(parts[1]) / 1000):
+                                break
+                    elif parts[0] == "garbage":
+                        junk = bytes(range(256)) * 14 + b"\x1b[31m<script>\xff\xfe\x00"
+                        self.reply(code, junk[:4096], [("X-Garbage", "1")])
+                    else:
+                        self.send_response(code)
+                        self.send_header("Content-Type", "application/json")
+                        self.end_headers()
+                        chunk = b'{"partialSuccess": ' + b"[" * 65536
+                        while not col.stopping.is_set():
+                            self.wfile.write(chunk)
+                    entry["answer_sent"] = True
+                except OSError:
+                    entry["answer_sent"] = False    # the agent stopped reading
 
         return Handler
 

@@ -24,6 +24,7 @@
 #include "agent/limits.h"
 #include "probes/http.h"
 #include "probes/proto.h"
+#include "probes/tls.h"
 #include "vp_build.h"
 
 #define NS_PER_US 1000ULL
@@ -48,6 +49,8 @@ struct hp {
 	bool body_cut;
 	char server[VP_HTTP_SERVER_MAX]; /* the Server header */
 	char via[VP_HTTP_SERVER_MAX];    /* the Via header */
+	uint64_t tls_end_ns;             /* the handshake finished (0: it did not) */
+	struct vp_tls_info tls;          /* version, cipher, whether the server spoke TLS */
 	bool cert_seen;                  /* the verify callback saw the leaf */
 	long cert_days;
 	long verify_err;                 /* the first error the verify callback saw */
@@ -179,15 +182,46 @@ static int on_verify(int ok, X509_STORE_CTX *x)
 	return ok;
 }
 
+/* OpenSSL's info callback: whether the server spoke TLS at all, and the
+ * version and cipher once the handshake is done, for the record's "tls"
+ * object as probes/tls.c fills it for postgres and rediss. */
+static void on_info(const SSL *ssl, int where, int ret)
+{
+	struct hp *h = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), hp_index());
+	const SSL_CIPHER *c;
+
+	(void)ret;
+	if (h == NULL)
+		return;
+	/* A ServerHello read, or an alert from the server: it speaks TLS. */
+	if ((where & SSL_CB_READ_ALERT) ||
+	    ((where & SSL_CB_LOOP) && SSL_get_state(ssl) == TLS_ST_CR_SRVR_HELLO))
+		h->tls.offered = true;
+	/* TLS 1.3 tickets after the handshake report "done" again: the
+	 * first is the handshake's end. */
+	if (!(where & SSL_CB_HANDSHAKE_DONE) || h->tls_end_ns != 0)
+		return;
+	h->tls_end_ns = uv_hrtime();
+	h->tls.offered = true;
+	snprintf(h->tls.version, sizeof(h->tls.version), "%s", SSL_get_version(ssl));
+	c = SSL_get_current_cipher(ssl);
+	if (c != NULL)
+		snprintf(h->tls.cipher, sizeof(h->tls.cipher), "%s", SSL_CIPHER_get_name(c));
+}
+
 static CURLcode on_ssl_ctx(CURL *easy, void *sslctx, void *parm)
 {
 	SSL_CTX *ctx = sslctx;
 
 	(void)easy;
 	((struct hp *)parm)->tls_start_ns = uv_hrtime();
+	/* The bound probes/tls.c puts on the chain: a hostile server's
+	 * certificates cost at most this much memory. */
+	SSL_CTX_set_max_cert_list(ctx, VP_TLS_HANDSHAKE_MAX);
 	if (hp_index() < 0 || SSL_CTX_set_ex_data(ctx, hp_index(), parm) != 1)
 		return CURLE_OK; /* no expiry in the record; the probe goes on */
 	SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(ctx), on_verify);
+	SSL_CTX_set_info_callback(ctx, on_info);
 	return CURLE_OK;
 }
 
@@ -208,6 +242,33 @@ static void note_connect_time(struct hp *h)
 		return;
 	if (!h->p->decided || at <= h->p->end_ns)
 		h->p->connected_ns = at;
+}
+
+/* The TLS handshake into the probe's result (probes/tls.h), as postgres
+ * and rediss have it: timings_ms.tls is curl's CONNECT to APPCONNECT when
+ * the handshake finished; when it did not, it runs from the moment curl set
+ * TLS up to the failure (or, after the deadline, to the probe's end). */
+static void note_tls(struct hp *h, uint64_t failed_ns)
+{
+	curl_off_t conn_us = 0, app_us = 0;
+	uint64_t start = h->tls_start_ns, end = failed_ns;
+
+	if (h->p->obs.kind != VP_KIND_HTTPS || start == 0)
+		return;
+	if (curl_easy_getinfo(h->x.easy, CURLINFO_CONNECT_TIME_T, &conn_us) == CURLE_OK &&
+	    curl_easy_getinfo(h->x.easy, CURLINFO_APPCONNECT_TIME_T, &app_us) == CURLE_OK &&
+	    app_us >= conn_us && app_us > 0 && conn_us > 0) {
+		start = h->start_ns + (uint64_t)conn_us * NS_PER_US;
+		end = h->start_ns + (uint64_t)app_us * NS_PER_US;
+	} else if (h->tls_end_ns != 0) {
+		end = h->tls_end_ns;
+	}
+	if (h->cert_seen)
+		h->tls.offered = true;
+	/* Without memory the record lacks its "tls" object; the verdict
+	 * stands. */
+	(void)vp_tls_note(h->p, &h->tls, start, end,
+	                  h->cert_seen ? (int)h->cert_days : VP_CERT_DAYS_UNKNOWN);
 }
 
 static void decide_answer(struct hp *h)
@@ -266,6 +327,7 @@ static void on_done(struct vp_http_xfer *x, CURLcode rc)
 	if (p->decided)
 		return; /* the deadline came first */
 	note_connect_time(h);
+	note_tls(h, uv_hrtime());
 	if (rc == CURLE_COULDNT_CONNECT && h->dup_errno != 0) {
 		vp_tcp_connect_failed(p, h->dup_errno, "dup");
 	} else if (rc == CURLE_COULDNT_CONNECT) {
@@ -369,6 +431,9 @@ static int set_options(struct hp *h, CURL *e)
 	if (tls) {
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+		/* TLS 1.2 and 1.3, as probes/tls.c speaks them for postgres and
+		 * rediss: the same server gets the same verdict from every kind. */
+		curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
 		curl_easy_setopt(e, CURLOPT_CA_CACHE_TIMEOUT, (long)VP_HTTP_CA_CACHE_S);
 		if (t != NULL && t->ca_file != NULL)
 			curl_easy_setopt(e, CURLOPT_CAINFO, t->ca_file);
@@ -417,6 +482,10 @@ static void http_done(struct vp_tcp_probe *p)
 		if (h->in_multi)
 			vp_curlm_remove(h->cm, &h->x);
 		note_connect_time(h);
+		/* Ended by the deadline: the handshake ran until the probe's
+		 * end, unless it finished. */
+		if (p->tls == NULL)
+			note_tls(h, 0);
 		curl_easy_cleanup(h->x.easy);
 	}
 	curl_slist_free_all(h->headers);

@@ -9,9 +9,11 @@
 #include <errno.h>
 #include <openssl/x509_vfy.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "probes/http.h"
+#include "probes/tls.h"
 #include "probes/wire.h"
 
 #define DEFAULT_LO 200
@@ -214,35 +216,18 @@ void vp_http_decide_status(const struct vp_http_answer *a, struct vp_verdict_out
 
 /* ---- failures after the connect ---- */
 
-struct x509_row {
-	long err;
-	const char *reason;
-};
-
-static const struct x509_row x509_rows[] = {
-	{ X509_V_OK, "hostname_mismatch" },  /* curl's own host name check failed */
-	{ X509_V_ERR_HOSTNAME_MISMATCH, "hostname_mismatch" },
-	{ X509_V_ERR_IP_ADDRESS_MISMATCH, "hostname_mismatch" },
-	{ X509_V_ERR_CERT_HAS_EXPIRED, "cert_expired" },
-	{ X509_V_ERR_CERT_NOT_YET_VALID, "cert_not_yet_valid" },
-	{ X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT, "unknown_ca" },
-	{ X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY, "unknown_ca" },
-	{ X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE, "unknown_ca" },
-	{ X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT, "unknown_ca" },
-	{ X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN, "unknown_ca" },
-	{ X509_V_ERR_CERT_UNTRUSTED, "unknown_ca" },
-	{ X509_V_ERR_INVALID_CA, "unknown_ca" },
-	{ X509_V_ERR_CERT_REVOKED, "cert_revoked" },
-};
-
+/* The reasons come from the TLS module's classifier (probes/tls.h), so
+ * that https, postgres and rediss name the same fault alike. */
 const char *vp_tls_verify_reason(long x509_err)
 {
-	for (size_t i = 0; i < sizeof(x509_rows) / sizeof(x509_rows[0]); i++)
-		if (x509_rows[i].err == x509_err)
-			return x509_rows[i].reason;
-	/* Bad signatures, key usage, path length, policy ...: a certificate
-	 * that no configuration of this probe can accept. */
-	return "cert_invalid";
+	struct vp_tls_obs o = {
+		.event = VP_TLS_EV_FAILED, .verify = VP_VERIFY_HOST,
+		/* X509_V_OK with a refused peer: curl's own host name check. */
+		.verify_result = x509_err == X509_V_OK ? X509_V_ERR_HOSTNAME_MISMATCH : x509_err,
+		.cert_days_left = VP_CERT_DAYS_UNKNOWN,
+	};
+
+	return vp_tls_reason(&o);
 }
 
 struct tls_hint {
@@ -285,28 +270,51 @@ static bool says(const char *text, const char *what)
 	return text != NULL && strcasestr(text, what) != NULL;
 }
 
-/* The handshake ended before a verdict on the certificate. OpenSSL's words
- * are the only evidence of why; curl passes them on in its message. */
-static const char *handshake_reason(const struct vp_http_failure *f, bool *not_tls)
+/* OpenSSL's packed error code in curl's message, which curl writes with
+ * ERR_error_string_n(): "...: error:0A00042E:SSL routines::tlsv1 alert
+ * protocol version". 0 when the message has none. */
+static unsigned long openssl_code(const char *text)
 {
-	static const char *const version_words[] = {
-		"protocol version", "unsupported protocol", "no protocols available",
-		"version too low",
-		/* TLS 1.0 and 1.1 sign with SHA-1 or MD5, which OpenSSL 3
-		 * refuses at its default security level. */
-		"legacy sigalg",
+	const char *at = text;
+	char hex[9];
+
+	while (at != NULL && (at = strstr(at, "error:")) != NULL) {
+		at += strlen("error:");
+		if (strspn(at, "0123456789abcdefABCDEF") == 8 && at[8] == ':') {
+			memcpy(hex, at, 8);
+			hex[8] = '\0';
+			return strtoul(hex, NULL, 16);
+		}
+	}
+	return 0;
+}
+
+/* The tls_error reason, from the TLS module's classifier. A port that
+ * answers in plain text is told by curl's words (OpenSSL reads an HTTP
+ * reply's first bytes as a record of a wrong version); the certificate by
+ * the verify result; anything else by OpenSSL's error code. */
+static const char *tls_reason(const struct vp_http_failure *f, bool *not_tls)
+{
+	struct vp_tls_obs o = {
+		.event = VP_TLS_EV_FAILED, .kind = f->kind, .verify = VP_VERIFY_HOST,
+		.verify_result = f->verify_result, .host = f->host,
+		.cert_days_left = VP_CERT_DAYS_UNKNOWN,
 	};
 
 	*not_tls = says(f->errtext, "wrong version number") ||
 	           says(f->errtext, "packet length too long") || says(f->errtext, "http request");
-	if (*not_tls)
-		return "handshake_failure";
-	for (size_t i = 0; i < sizeof(version_words) / sizeof(version_words[0]); i++)
-		if (says(f->errtext, version_words[i]))
-			return "protocol_version";
-	if (f->verify_result != X509_V_OK)
-		return vp_tls_verify_reason(f->verify_result);
-	return "handshake_failure";
+	if (f->rc == CURLE_PEER_FAILED_VERIFICATION) {
+		/* curl checks the host name itself, after OpenSSL accepted the
+		 * chain, and reports X509_V_OK or X509_V_ERR_UNSPECIFIED with it:
+		 * its words are the evidence. */
+		if (says(f->errtext, "target host name") || f->verify_result == X509_V_OK)
+			o.verify_result = X509_V_ERR_HOSTNAME_MISMATCH;
+	} else if (*not_tls) {
+		o.event = VP_TLS_EV_NOT_TLS;
+	} else {
+		o.err = openssl_code(f->errtext);
+	}
+	return vp_tls_reason(&o);
 }
 
 static void set_reason(struct vp_verdict_out *out, enum vp_verdict v, enum vp_reason r,
@@ -326,15 +334,7 @@ static void decide_tls(const struct vp_http_failure *f, const char *curl_said,
 	const char *reason;
 	char days[64] = "";
 
-	/* curl checks the host name itself, after OpenSSL accepted the chain,
-	 * and reports X509_V_OK or X509_V_ERR_UNSPECIFIED with it: its words
-	 * are the evidence. */
-	if (f->rc == CURLE_PEER_FAILED_VERIFICATION && says(f->errtext, "target host name"))
-		reason = "hostname_mismatch";
-	else if (f->rc == CURLE_PEER_FAILED_VERIFICATION)
-		reason = vp_tls_verify_reason(f->verify_result);
-	else
-		reason = handshake_reason(f, &not_tls);
+	reason = tls_reason(f, &not_tls);
 	set_reason(out, VP_VERDICT_TLS_ERROR, VP_REASON_PROTOCOL, reason, 0);
 	if (f->cert_days_known && f->cert_days < 0)
 		vp_textf(days, sizeof(days), "; the certificate expired %ld day%s ago",

@@ -490,6 +490,23 @@ void vp_tls_start(struct vp_tcp_probe *p, const struct vp_tls_opts *o,
 	handshake(p);
 }
 
+int vp_tls_note(struct vp_tcp_probe *p, const struct vp_tls_info *info, uint64_t start_ns,
+                uint64_t end_ns, int cert_days_left)
+{
+	int r = vp_tls_ask(p);
+
+	if (r < 0)
+		return r;
+	/* No SSL of its own: vp_tls_active() stays false, and probes/tcp.c
+	 * leaves the bytes to the library that spoke TLS. */
+	p->tls->info = *info;
+	p->tls->info.asked = true;
+	p->tls->start_ns = start_ns;
+	p->tls->end_ns = start_ns ? end_ns : 0;
+	p->tls->cert_days_left = cert_days_left;
+	return 0;
+}
+
 bool vp_tls_active(const struct vp_tls *t)
 {
 	return t != NULL && t->ssl != NULL;

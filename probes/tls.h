@@ -90,6 +90,14 @@ bool vp_tls_phase_end(const struct vp_tcp_probe *p, struct vp_verdict_out *v);
 void vp_tls_report(const struct vp_tls *t, uint64_t end_ns, struct vp_tls_info *info,
                    double *ms, int *days);
 
+/* For a protocol whose TLS another library speaks (https through libcurl):
+ * records what that TLS did, so that the result and its record carry it as
+ * they do for postgres and rediss. 'start_ns' is when the handshake began
+ * (0: it never did), 'end_ns' when it ended (0: not, the probe's end counts);
+ * 'cert_days_left' as in vp_tls_report(). Returns 0 or -ENOMEM. */
+int vp_tls_note(struct vp_tcp_probe *p, const struct vp_tls_info *info, uint64_t start_ns,
+                uint64_t end_ns, int cert_days_left);
+
 /* "TLSv1.3", or "" unless the handshake finished. Accepts NULL. */
 const char *vp_tls_version(const struct vp_tls *t);
 
@@ -136,6 +144,11 @@ struct vp_tls_obs {
  * detail and a hint in Cloud SQL / Memorystore terms. Touches no socket,
  * loop or clock. */
 void vp_tls_classify(const struct vp_tls_obs *obs, struct vp_verdict_out *out);
+
+/* The reason alone, as vp_tls_classify() names it: a static string. The
+ * https probe, whose TLS libcurl speaks, takes its reasons from here too, so
+ * that the same fault has the same name for every kind. */
+const char *vp_tls_reason(const struct vp_tls_obs *obs);
 
 /* Whether 'buf' may begin a TLS record from a server: a handshake or an
  * alert record of version 3.x. Looks at most at the first 3 bytes. */

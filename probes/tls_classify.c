@@ -66,6 +66,9 @@ static const int version_codes[] = {
 	SSL_R_VERSION_TOO_HIGH,
 	SSL_R_UNSUPPORTED_SSL_VERSION,
 	SSL_R_UNKNOWN_SSL_VERSION,
+	/* A TLS 1.0 or 1.1 server signs with SHA-1 or MD5, which OpenSSL 3
+	 * refuses at its default security level: the version is the cause. */
+	SSL_R_LEGACY_SIGALG_DISALLOWED_OR_UNSUPPORTED,
 };
 
 /* The server's alerts when it wants a client certificate: TLS 1.3's own,
@@ -336,6 +339,11 @@ static void hint_of(const struct vp_tls_obs *o, enum reason r, char *h, size_t n
 		hint_handshake(o, h, n);
 		return;
 	}
+}
+
+const char *vp_tls_reason(const struct vp_tls_obs *obs)
+{
+	return reason_names[reason_of(obs)];
 }
 
 void vp_tls_classify(const struct vp_tls_obs *obs, struct vp_verdict_out *out)

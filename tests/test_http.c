@@ -16,6 +16,7 @@
 #include "agent/engine.h"
 #include "config/config.h"
 #include "probes/http.h"
+#include "probes/tls.h"
 
 #define N_ELEMS(a) (int)(sizeof(a) / sizeof((a)[0]))
 
@@ -219,6 +220,33 @@ START_TEST(test_x509)
 }
 END_TEST
 
+/* The same refused certificate gets the same reason from https (curl) as
+ * from postgres (probes/tls.c): both come from vp_tls_classify(). */
+START_TEST(test_same_reason)
+{
+	const struct x509_case *c = &x509_cases[_i];
+	struct vp_http_failure f = {
+		.kind = HTTPS, .rc = CURLE_PEER_FAILED_VERIFICATION, .verify_result = c->err,
+		.errtext = "SSL certificate problem", .host = "db.internal", .port = 443,
+	};
+	struct vp_tls_obs o = {
+		.event = VP_TLS_EV_FAILED, .kind = VP_KIND_POSTGRES, .verify = VP_VERIFY_HOST,
+		.verify_result = c->err, .host = "db.internal",
+		.cert_days_left = VP_CERT_DAYS_UNKNOWN,
+	};
+	struct vp_verdict_out h, pg;
+
+	if (c->err == X509_V_OK)
+		return; /* curl's own host name check: postgres has none */
+	vp_http_decide_failure(&f, &h);
+	vp_tls_classify(&o, &pg);
+	ck_assert_int_eq(h.verdict, VP_VERDICT_TLS_ERROR);
+	ck_assert_int_eq(pg.verdict, VP_VERDICT_TLS_ERROR);
+	ck_assert_str_eq(h.reason_text, pg.reason_text);
+	ck_assert_str_eq(h.reason_text, c->reason);
+}
+END_TEST
+
 /* ---- failures after the connect ---- */
 
 struct failure_case {
@@ -301,6 +329,16 @@ static const struct failure_case failure_cases[] = {
 	  "failure", 0, NODAYS, TLS, "handshake_failure", "alert handshake failure", "ciphers" },
 	{ HTTPS, CURLE_SSL_CONNECT_ERROR, 0, X509_V_ERR_CERT_HAS_EXPIRED, "", 0, NODAYS, TLS,
 	  "cert_expired", "", "" },
+	/* OpenSSL's code in curl's words decides, through probes/tls_classify.c */
+	{ HTTPS, CURLE_SSL_CONNECT_ERROR, 0, X509_V_ERR_CERT_HAS_EXPIRED, "OpenSSL/3.0.22: "
+	  "error:0A000086:SSL routines::certificate verify failed", 0, NODAYS, TLS, "cert_expired",
+	  "certificate verify failed", "" },
+	{ HTTPS, CURLE_SSL_CONNECT_ERROR, 0, 0, "error:0A000102 is not it; error:0A000410:SSL "
+	  "routines::sslv3 alert handshake failure", 0, NODAYS, TLS, "handshake_failure", "", "" },
+	{ HTTPS, CURLE_SSL_CONNECT_ERROR, 0, 0, "error:0A0001020:SSL, error:zz:", 0, NODAYS, TLS,
+	  "handshake_failure", "", "" },
+	{ HTTPS, CURLE_SSL_CONNECT_ERROR, 0, 0, "error:", 0, NODAYS, TLS, "handshake_failure", "",
+	  "" },
 	{ HTTPS, CURLE_SSL_CONNECT_ERROR, ECONNRESET, 0, "OpenSSL SSL_connect: Connection reset by "
 	  "peer in connection to api.internal:443", 0, NODAYS, RST, "reset_before_reply",
 	  "reset it during the TLS handshake", "wants no TLS here" },
@@ -730,6 +768,7 @@ static Suite *http_suite(void)
 	tcase_add_test(pure, test_status_tls_words);
 	tcase_add_test(pure, test_status_from);
 	tcase_add_loop_test(pure, test_x509, 0, N_ELEMS(x509_cases));
+	tcase_add_loop_test(pure, test_same_reason, 0, N_ELEMS(x509_cases));
 	tcase_add_loop_test(pure, test_failure, 0, N_ELEMS(failure_cases));
 	tcase_set_timeout(probe, 30);
 	tcase_add_loop_test(probe, test_probe, 0, N_ELEMS(probe_rows));

@@ -259,6 +259,17 @@ expect host-unreachable unreachable host_unreachable "" '.icmp.code == 1'
 # TLS: the certificate's days, and what is wrong with it.
 expect tls-good ok http_200 "certificate valid for 29 more days" \
     "$timed and (.detail | test(\"TLS handshake [0-9.]+ ms\"))"
+# The record's structured TLS fields, as postgres and rediss write them.
+expect tls-good ok http_200 "" '.timings_ms.tls > 0 and .tls.offered == true and
+    .tls.cert_days_left == 29 and (.tls.version | test("^TLSv1\\.[23]$")) and
+    (.tls.cipher | length > 0)'
+expect ok ok http_200 "" '.timings_ms.tls == null and has("tls") == false'
+expect tls-expired tls_error cert_expired "" '.tls.cert_days_left == -3 and
+    .tls.offered == true and .timings_ms.tls != null and .tls.version == null'
+expect tls-to-plain tls_error handshake_failure "" '.tls.offered == false and
+    .tls.cert_days_left == null'
+expect dropped-tls timeout syn_no_answer "" 'has("tls") == false'
+
 expect tls-good6 ok http_200 "certificate valid for"
 expect tls-good-by-name ok http_200 "HTTP 200 OK"
 expect tls-system-cas tls_error unknown_ca "TLS with '$S4' failed" '.hint | contains("ca_file")'

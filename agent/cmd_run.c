@@ -140,13 +140,15 @@ static int reload_reporter(struct daemon *d, const struct vp_config *cfg)
 	d->reporter = NULL;
 	if (!cfg->collector.url)
 		return 0;
-	if (vp_reporter_new(&d->loop, cfg, &d->delivery, &d->reporter, err, sizeof(err)) == 0) {
+	if (vp_reporter_new(&d->loop, cfg, &d->delivery, &d->sched, &d->reporter, err,
+	                    sizeof(err)) == 0) {
 		vp_log_info("reload: collector '%s'", cfg->collector.url);
 		return 0;
 	}
 	vp_log_err("reload: %s", err);
 	if (d->cfg->collector.url &&
-	    vp_reporter_new(&d->loop, d->cfg, &d->delivery, &d->reporter, err, sizeof(err)) < 0)
+	    vp_reporter_new(&d->loop, d->cfg, &d->delivery, &d->sched, &d->reporter, err,
+	                    sizeof(err)) < 0)
 		vp_log_err("reload: %s; results are not delivered until a reload works", err);
 	return -EINVAL;
 }
@@ -366,7 +368,8 @@ int vp_cmd_run(int argc, char **argv)
 		return VP_EXIT_NOT_OK;
 	}
 	if (d.cfg->collector.url &&
-	    vp_reporter_new(&d.loop, d.cfg, &d.delivery, &d.reporter, err, sizeof(err)) < 0) {
+	    vp_reporter_new(&d.loop, d.cfg, &d.delivery, &d.sched, &d.reporter, err,
+	                    sizeof(err)) < 0) {
 		vp_log_err("%s", err);
 		vp_config_free(d.cfg);
 		(void)uv_loop_close(&d.loop); /* nothing was started on it */

@@ -13,10 +13,16 @@
  * The backoff doubles from VP_REPORT_BACKOFF_MIN_MS to VP_REPORT_BACKOFF_MAX_MS
  * with jitter (half to all of it); a Retry-After, in seconds or as an HTTP
  * date, replaces it. A batch goes when VP_REPORT_FLUSH_MS passed or
- * batch_max records wait, whichever first. */
+ * batch_max records wait, whichever first.
+ *
+ * With otlp the metrics (otlp_metrics.h) go beside the batches, on a timer
+ * of their own and a transfer of their own: a snapshot that a failure does
+ * not queue (the next period sends the whole state again), and that never
+ * waits for, or holds up, a batch. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +31,7 @@
 
 #include "agent/limits.h"
 #include "agent/log.h"
+#include "agent/otlp_metrics.h"
 #include "agent/record.h"
 #include "agent/reporter.h"
 #include "vp_build.h"
@@ -34,6 +41,16 @@
  * only after this long without a failed append, so that it is logged once
  * and its end once (issue 9, tests/faults.py disk). */
 #define SPOOL_RECOVERED_MS 5000
+
+/* One POST and what came back. */
+struct post {
+	struct vp_http_xfer xfer;          /* xfer.easy owned while 'sending' */
+	char answer[VP_REPORT_ANSWER_MAX + 1];
+	size_t answer_len;
+	bool answer_cut;
+	bool sending;
+	char errbuf[CURL_ERROR_SIZE];
+};
 
 struct vp_reporter {
 	uv_loop_t *loop;                   /* borrowed */
@@ -55,15 +72,25 @@ struct vp_reporter {
 	struct vp_spool_batch batch;       /* the batch in flight, n == 0: none */
 	char *body;                        /* owned: its POST body */
 	size_t body_len;
-	struct vp_http_xfer xfer;          /* xfer.easy owned while 'sending' */
-	char answer[VP_REPORT_ANSWER_MAX + 1];
-	size_t answer_len;
-	bool answer_cut;
-	char errbuf[CURL_ERROR_SIZE];
+	struct post post;                  /* the batch's */
 	unsigned failures;                 /* in a row */
 	uint64_t rng;
 	char *dump;                        /* owned: one record's JSON */
-	bool sending, backoff, waiting_meta, append_failed;
+
+	/* OTLP metrics; metrics_url NULL: none are sent. */
+	char *metrics_url;                 /* owned */
+	struct vp_scheduler *const *sched; /* borrowed: the caller's current scheduler */
+	struct vp_otlp_metrics *metrics;   /* owned */
+	uv_timer_t metrics_timer;
+	uint64_t metrics_period_ms;
+	char *metrics_body;                /* owned while mpost.sending */
+	size_t metrics_body_len;
+	struct post mpost;
+	uint64_t start_ns;                 /* realtime of the start */
+	uint64_t metrics_failed;           /* exports that failed, in all */
+	unsigned metrics_failures;         /* in a row */
+
+	bool backoff, waiting_meta, append_failed;
 	uint64_t lost;                     /* results the spool could not keep, this outage */
 	uint64_t last_failure_ms;          /* loop time of the last failed append */
 	bool closing, flushing, finished;
@@ -79,6 +106,14 @@ static int64_t realtime_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* ---- settings ---- */
@@ -233,6 +268,9 @@ static void free_reporter(struct vp_reporter *r)
 	free(r->state_dir);
 	free(r->metadata_url);
 	free(r->dump);
+	free(r->metrics_url);
+	free(r->metrics_body);
+	vp_otlp_metrics_free(r->metrics);
 	free(r);
 	curl_global_cleanup();
 }
@@ -244,42 +282,43 @@ static void free_reporter(struct vp_reporter *r)
  * line, which came first, still decides). */
 static size_t on_answer(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
-	struct vp_reporter *r = userdata;
+	struct post *p = userdata;
 	size_t n = size * nmemb;
-	size_t room = VP_REPORT_ANSWER_MAX - r->answer_len;
+	size_t room = VP_REPORT_ANSWER_MAX - p->answer_len;
 
 	if (n > room) {
-		memcpy(r->answer + r->answer_len, ptr, room);
-		r->answer_len += room;
-		r->answer_cut = true;
+		memcpy(p->answer + p->answer_len, ptr, room);
+		p->answer_len += room;
+		p->answer_cut = true;
 		return 0;
 	}
-	memcpy(r->answer + r->answer_len, ptr, n);
-	r->answer_len += n;
+	memcpy(p->answer + p->answer_len, ptr, n);
+	p->answer_len += n;
 	return n;
 }
 
 /* The answer as one printable line, for a log message. */
-static const char *answer_text(struct vp_reporter *r, char *buf, size_t len)
+static const char *answer_text(const struct post *p, char *buf, size_t len)
 {
 	size_t j = 0;
 
-	if (r->answer_len == 0)
+	if (p->answer_len == 0)
 		return "(no body)";
-	for (size_t i = 0; i < r->answer_len && j + 1 < len; i++) {
-		unsigned char c = (unsigned char)r->answer[i];
+	for (size_t i = 0; i < p->answer_len && j + 1 < len; i++) {
+		unsigned char c = (unsigned char)p->answer[i];
 
 		buf[j++] = c < ' ' || c > '~' ? ' ' : (char)c;
 	}
 	buf[j] = '\0';
-	if (r->answer_cut && j + 4 < len)
+	if (p->answer_cut && j + 4 < len)
 		strcat(buf, "...");
 	return buf;
 }
 
-static void on_sent(struct vp_http_xfer *x, CURLcode rc);
-
-static int send_batch(struct vp_reporter *r)
+/* Starts a POST of 'body' to 'url' with the reporter's headers, TLS
+ * settings and timeout; 'done' runs when it ended. */
+static int start_post(struct vp_reporter *r, struct post *p, const char *url, const char *body,
+                      size_t len, void (*done)(struct vp_http_xfer *x, CURLcode rc))
 {
 	CURL *e = curl_easy_init();
 	long connect_ms = r->timeout_ms < VP_REPORT_CONNECT_MS ? (long)r->timeout_ms :
@@ -287,12 +326,12 @@ static int send_batch(struct vp_reporter *r)
 
 	if (!e)
 		return -ENOMEM;
-	r->answer_len = 0;
-	r->answer_cut = false;
-	r->errbuf[0] = '\0';
-	curl_easy_setopt(e, CURLOPT_URL, r->url);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+	p->answer_len = 0;
+	p->answer_cut = false;
+	p->errbuf[0] = '\0';
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "vpcprobe/" VP_VERSION);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -304,18 +343,56 @@ static int send_batch(struct vp_reporter *r)
 	if (r->ca_file)
 		curl_easy_setopt(e, CURLOPT_CAINFO, r->ca_file);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_answer);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-	r->xfer.easy = e;
-	r->xfer.done = on_sent;
-	r->xfer.data = r;
-	if (vp_curlm_add(r->cm, &r->xfer) < 0) {
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, p);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, p->errbuf);
+	p->xfer.easy = e;
+	p->xfer.done = done;
+	p->xfer.data = r;
+	if (vp_curlm_add(r->cm, &p->xfer) < 0) {
 		curl_easy_cleanup(e);
-		r->xfer.easy = NULL;
+		p->xfer.easy = NULL;
 		return -ENOMEM;
 	}
-	r->sending = true;
+	p->sending = true;
 	return 0;
+}
+
+/* Ends a POST: its status, Retry-After and, when it got no answer, why
+ * into 'why' (returns false then). A TLS verification failure says so in
+ * words, naming the CA file: curl's own text names only OpenSSL's reason. */
+static bool end_post(struct vp_reporter *r, struct post *p, CURLcode rc, long *code,
+                     curl_off_t *retry_after, char *why, size_t whylen)
+{
+	const char *text;
+
+	*code = 0;
+	*retry_after = 0;
+	curl_easy_getinfo(p->xfer.easy, CURLINFO_RESPONSE_CODE, code);
+	curl_easy_getinfo(p->xfer.easy, CURLINFO_RETRY_AFTER, retry_after);
+	curl_easy_cleanup(p->xfer.easy);
+	p->xfer.easy = NULL;
+	p->sending = false;
+	p->answer[p->answer_len] = '\0';
+	if ((rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && p->answer_cut)) && *code != 0)
+		return true;
+	text = p->errbuf[0] ? p->errbuf : curl_easy_strerror(rc);
+	if (rc == CURLE_PEER_FAILED_VERIFICATION)
+		snprintf(why, whylen, "the collector's TLS certificate could not be verified against "
+		         "%s%s%s: %s", r->ca_file ? "ca_file '" : "the system's CA certificates",
+		         r->ca_file ? r->ca_file : "", r->ca_file ? "'" : "", text);
+	else if (rc == CURLE_SSL_CACERT_BADFILE)
+		snprintf(why, whylen, "ca_file '%s' holds no usable CA certificate: %s",
+		         r->ca_file ? r->ca_file : "(system)", text);
+	else
+		snprintf(why, whylen, "%s", text);
+	return false;
+}
+
+static void on_sent(struct vp_http_xfer *x, CURLcode rc);
+
+static int send_batch(struct vp_reporter *r)
+{
+	return start_post(r, &r->post, r->url, r->body, r->body_len, on_sent);
 }
 
 static uint64_t next_random(struct vp_reporter *r)
@@ -389,7 +466,7 @@ static void acknowledged(struct vp_reporter *r, long code)
 	uint64_t rejected = 0;
 
 	if (r->format == VP_COLLECTOR_OTLP)
-		rejected = vp_report_otlp_rejected(r->answer, r->answer_len, msg, sizeof(msg));
+		rejected = vp_report_otlp_rejected(r->post.answer, r->post.answer_len, msg, sizeof(msg));
 	if (rejected > r->batch.n)
 		rejected = r->batch.n;
 	if (rejected) {
@@ -416,7 +493,7 @@ static void set_aside(struct vp_reporter *r, long code)
 
 	vp_log_err("collector '%s' refused batch %" PRIu64 " (%zu results) with HTTP %ld: %s; set "
 	           "aside, not sent again", r->url, r->batch.id, r->batch.n, code,
-	           answer_text(r, text, sizeof(text)));
+	           answer_text(&r->post, text, sizeof(text)));
 	snprintf(r->stats->last_error, sizeof(r->stats->last_error), "collector '%s': HTTP %ld "
 	         "for batch %" PRIu64 ", set aside", r->url, code, r->batch.id);
 	r->stats->rejected += r->batch.n;
@@ -431,21 +508,20 @@ static bool retryable(enum vp_collector_format format, long code)
 	return code == 408 || code == 429 || code >= 500;
 }
 
+static void maybe_finish(struct vp_reporter *r)
+{
+	if (r->closing && !r->post.sending && !r->mpost.sending)
+		finish(r);
+}
+
 static void on_sent(struct vp_http_xfer *x, CURLcode rc)
 {
 	struct vp_reporter *r = x->data;
 	curl_off_t retry_after = 0;
 	long code = 0;
-	char why[CURL_ERROR_SIZE + 64];
+	char why[CURL_ERROR_SIZE + PATH_MAX + 128];
 
-	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
-	curl_easy_getinfo(x->easy, CURLINFO_RETRY_AFTER, &retry_after);
-	curl_easy_cleanup(x->easy);
-	x->easy = NULL;
-	r->sending = false;
-	r->answer[r->answer_len] = '\0';
-	if ((rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && r->answer_cut)) || code == 0) {
-		snprintf(why, sizeof(why), "%s", r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
+	if (!end_post(r, &r->post, rc, &code, &retry_after, why, sizeof(why))) {
 		retry(r, why, 0);
 	} else if (code >= 200 && code < 300) {
 		acknowledged(r, code);
@@ -455,8 +531,142 @@ static void on_sent(struct vp_http_xfer *x, CURLcode rc)
 	} else {
 		set_aside(r, code);
 	}
-	if (r->closing)
-		finish(r);
+	maybe_finish(r);
+}
+
+/* ---- metrics ---- */
+
+/* Since when the delivery counts (stats) count: they belong to the process
+ * and outlive a reporter that a reload replaces. */
+static uint64_t stats_start_ns;
+
+static void on_metrics_sent(struct vp_http_xfer *x, CURLcode rc);
+
+static void metrics_failed(struct vp_reporter *r, const char *why)
+{
+	r->metrics_failed++;
+	r->metrics_failures++;
+	/* Like the batches: the first failure in a row at warning, the rest at
+	 * debug. */
+	vp_log(r->metrics_failures == 1 ? VP_LOG_WARNING : VP_LOG_DEBUG, "collector '%s': metrics "
+	       "export failed: %s; %" PRIu64 " failed so far, the next export in %.0f s sends them "
+	       "again", r->metrics_url, why, r->metrics_failed,
+	       (double)r->metrics_period_ms / 1000);
+}
+
+static void send_metrics(struct vp_reporter *r)
+{
+	const struct vp_report_ctx ctx = { .agent = r->agent, .format = r->format,
+	                                   .instance = &r->inst };
+	struct vp_otlp_metrics_in in = { .ctx = &ctx, .sched = r->sched ? *r->sched : NULL,
+	                                 .stats = r->stats, .stats_start_ns = stats_start_ns,
+	                                 .exports_failed = r->metrics_failed,
+	                                 .start_ns = r->start_ns, .now_ns = realtime_ns() };
+	char why[64];
+	int e;
+
+	/* One export at a time; the one in flight carries nearly the same. And
+	 * the resource waits for the metadata, as the batches do. */
+	if (!r->metrics_url || r->mpost.sending || r->waiting_meta || r->finished)
+		return;
+	free(r->metrics_body);
+	r->metrics_body = vp_otlp_metrics_body(r->metrics, &in, &r->metrics_body_len);
+	e = r->metrics_body ? start_post(r, &r->mpost, r->metrics_url, r->metrics_body,
+	                                 r->metrics_body_len, on_metrics_sent) : -ENOMEM;
+	if (e < 0) {
+		snprintf(why, sizeof(why), "cannot start a POST: %s", strerror(-e));
+		metrics_failed(r, why);
+	}
+}
+
+static void on_metrics_sent(struct vp_http_xfer *x, CURLcode rc)
+{
+	struct vp_reporter *r = x->data;
+	curl_off_t retry_after;
+	long code;
+	char why[CURL_ERROR_SIZE + PATH_MAX + VP_REPORT_ANSWER_MAX + 128];
+	char text[VP_REPORT_ANSWER_MAX + 8];
+	char msg[VP_REPORT_ANSWER_MAX + 1];
+	uint64_t rejected;
+
+	free(r->metrics_body);
+	r->metrics_body = NULL;
+	if (!end_post(r, &r->mpost, rc, &code, &retry_after, why, sizeof(why))) {
+		metrics_failed(r, why);
+	} else if (code < 200 || code >= 300) {
+		/* Whatever the status: a snapshot is not kept to be sent again,
+		 * the next period's carries the same counts and more. */
+		snprintf(why, sizeof(why), "HTTP %ld: %s", code, answer_text(&r->mpost, text,
+		                                                             sizeof(text)));
+		metrics_failed(r, why);
+	} else {
+		rejected = vp_report_otlp_rejected_key(r->mpost.answer, r->mpost.answer_len,
+		                                       "rejectedDataPoints", msg, sizeof(msg));
+		if (rejected)
+			vp_log_warning("collector '%s' took the metrics but rejected %" PRIu64 " data "
+			               "points: %s", r->metrics_url, rejected, msg[0] ? msg : "(no message)");
+		if (r->metrics_failures)
+			vp_log_info("collector '%s': metrics delivered again (HTTP %ld) after %u failed "
+			            "exports", r->metrics_url, code, r->metrics_failures);
+		r->metrics_failures = 0;
+	}
+	maybe_finish(r);
+}
+
+static void on_metrics_timer(uv_timer_t *t)
+{
+	send_metrics(t->data);
+}
+
+/* The period: OpenTelemetry's OTEL_METRIC_EXPORT_INTERVAL (milliseconds,
+ * the SDKs' variable for the same thing) when it is set and sane. */
+static uint64_t metrics_period(void)
+{
+	const char *v = getenv("OTEL_METRIC_EXPORT_INTERVAL");
+	char *end = NULL;
+	unsigned long long ms;
+
+	if (!v)
+		return VP_REPORT_METRICS_MS;
+	errno = 0;
+	ms = strtoull(v, &end, 10);
+	if (errno || end == v || *end != '\0' || v[0] == '-' || ms < VP_REPORT_METRICS_MIN_MS ||
+	    ms > VP_REPORT_METRICS_MAX_MS) {
+		vp_log_warning("OTEL_METRIC_EXPORT_INTERVAL '%.32s' is not a number of milliseconds in "
+		               "%d..%d, ignoring; metrics go every %d ms", v, VP_REPORT_METRICS_MIN_MS,
+		               VP_REPORT_METRICS_MAX_MS, VP_REPORT_METRICS_MS);
+		return VP_REPORT_METRICS_MS;
+	}
+	return ms;
+}
+
+/* With otlp: the endpoint, the counts and the timer. A URL whose path does
+ * not end in /v1/logs names no metrics endpoint; logs still go. */
+static void start_metrics(struct vp_reporter *r)
+{
+	char url[VP_PATH_MAX + 16];
+	int e;
+
+	if (r->format != VP_COLLECTOR_OTLP)
+		return;
+	e = strlen(r->url) < VP_PATH_MAX ? vp_otlp_metrics_url(r->url, url, sizeof(url)) : -EINVAL;
+	if (e < 0) {
+		vp_log_warning("collector '%s': the path does not end in /v1/logs, so there is no "
+		               "/v1/metrics beside it; metrics are not sent", r->url);
+		return;
+	}
+	r->metrics_url = strdup(url);
+	r->metrics = vp_otlp_metrics_new();
+	if (!r->metrics_url || !r->metrics) {
+		vp_log_err("collector '%s': out of memory; metrics are not sent", r->url);
+		free(r->metrics_url);
+		r->metrics_url = NULL;
+		r->metrics = vp_otlp_metrics_free(r->metrics);
+		return;
+	}
+	r->metrics_period_ms = metrics_period();
+	uv_timer_start(&r->metrics_timer, on_metrics_timer, r->metrics_period_ms,
+	               r->metrics_period_ms);
 }
 
 /* ---- when to send ---- */
@@ -466,7 +676,7 @@ static void kick(struct vp_reporter *r)
 	char why[64];
 	int e;
 
-	if (r->finished || r->sending || r->backoff || r->waiting_meta ||
+	if (r->finished || r->post.sending || r->backoff || r->waiting_meta ||
 	    (r->closing && !r->flushing))
 		return;
 	if (r->batch.n == 0) {
@@ -548,6 +758,7 @@ void vp_reporter_add_run(struct vp_reporter *r, const struct vp_sched_target *st
 
 	if (!r || r->closing)
 		return;
+	vp_otlp_metrics_observe(r->metrics, st, realtime_ns()); /* no-op without metrics */
 	for (size_t i = 0; i < st->n_last; i++) {
 		json_t *rec = vp_record_json(&ctx, &st->last[i]);
 		size_t n = rec ? json_dumpb(rec, r->dump, VP_SPOOL_RECORD_MAX, VP_RECORD_DUMP_FLAGS) : 0;
@@ -568,8 +779,8 @@ void vp_reporter_add_run(struct vp_reporter *r, const struct vp_sched_target *st
 /* ---- life ---- */
 
 int vp_reporter_new(uv_loop_t *loop, const struct vp_config *cfg,
-                    struct vp_delivery_stats *stats, struct vp_reporter **ret,
-                    char *err, size_t errlen)
+                    struct vp_delivery_stats *stats, struct vp_scheduler *const *sched,
+                    struct vp_reporter **ret, char *err, size_t errlen)
 {
 	struct vp_reporter *r = calloc(1, sizeof(*r));
 	int e = -ENOMEM;
@@ -581,6 +792,10 @@ int vp_reporter_new(uv_loop_t *loop, const struct vp_config *cfg,
 	}
 	r->loop = loop;
 	r->stats = stats;
+	r->sched = sched;
+	r->start_ns = realtime_ns();
+	if (stats_start_ns == 0)
+		stats_start_ns = r->start_ns;
 	if (copy_settings(r, cfg) < 0)
 		goto fail;
 	if (r->token_file) {
@@ -614,8 +829,10 @@ int vp_reporter_new(uv_loop_t *loop, const struct vp_config *cfg,
 	uv_timer_init(loop, &r->flush_timer);
 	uv_timer_init(loop, &r->retry_timer);
 	uv_timer_init(loop, &r->stop_timer);
-	r->flush_timer.data = r->retry_timer.data = r->stop_timer.data = r;
+	uv_timer_init(loop, &r->metrics_timer);
+	r->flush_timer.data = r->retry_timer.data = r->stop_timer.data = r->metrics_timer.data = r;
 	uv_timer_start(&r->flush_timer, on_flush_timer, VP_REPORT_FLUSH_MS, VP_REPORT_FLUSH_MS);
+	start_metrics(r);
 	if (r->metadata_url || vp_metadata_on_gce(VP_DMI_PRODUCT_NAME)) {
 		r->waiting_meta = vp_metadata_start(loop, r->cm, r->metadata_url ? r->metadata_url :
 		                                    VP_METADATA_DEFAULT_URL, &r->inst, on_metadata, r,
@@ -644,21 +861,28 @@ static void on_timer_closed(uv_handle_t *h)
 	part_closed(h->data);
 }
 
+static void abort_post(struct vp_reporter *r, struct post *p)
+{
+	if (!p->sending)
+		return;
+	vp_curlm_remove(r->cm, &p->xfer);
+	curl_easy_cleanup(p->xfer.easy);
+	p->xfer.easy = NULL;
+	p->sending = false;
+}
+
 static void finish(struct vp_reporter *r)
 {
 	if (r->finished)
 		return;
 	r->finished = true;
-	if (r->sending) {
-		vp_curlm_remove(r->cm, &r->xfer);
-		curl_easy_cleanup(r->xfer.easy);
-		r->xfer.easy = NULL;
-		r->sending = false;
-	}
-	r->open = 5;
+	abort_post(r, &r->post);
+	abort_post(r, &r->mpost);
+	r->open = 6;
 	uv_close((uv_handle_t *)&r->flush_timer, on_timer_closed);
 	uv_close((uv_handle_t *)&r->retry_timer, on_timer_closed);
 	uv_close((uv_handle_t *)&r->stop_timer, on_timer_closed);
+	uv_close((uv_handle_t *)&r->metrics_timer, on_timer_closed);
 	vp_spool_close(r->spool, on_part_closed, r);
 	vp_curlm_close(r->cm, on_part_closed, r);
 }
@@ -667,8 +891,12 @@ static void on_stop_timer(uv_timer_t *t)
 {
 	struct vp_reporter *r = t->data;
 
-	vp_log_warning("collector '%s': the last batch did not go within %d ms; it stays spooled",
-	               r->url, VP_REPORT_STOP_MS);
+	if (r->post.sending)
+		vp_log_warning("collector '%s': the last batch did not go within %d ms; it stays "
+		               "spooled", r->url, VP_REPORT_STOP_MS);
+	if (r->mpost.sending)
+		vp_log_warning("collector '%s': the last metrics export did not go within %d ms",
+		               r->metrics_url, VP_REPORT_STOP_MS);
 	finish(r);
 }
 
@@ -678,17 +906,23 @@ void vp_reporter_close(struct vp_reporter *r, bool flush)
 		return;
 	r->closing = true;
 	uv_timer_stop(&r->flush_timer);
+	uv_timer_stop(&r->metrics_timer);
 	vp_metadata_close(r->md);
 	r->md = NULL;
 	r->waiting_meta = false;
-	if (flush && !r->backoff) {
-		r->flushing = true;
-		/* Once, at a stop, on the loop thread: what the last half second
-		 * produced becomes sendable now rather than at the next round. */
-		(void)vp_spool_flush(r->spool); /* an error is logged by the close's own round */
+	if (flush) {
 		uv_timer_start(&r->stop_timer, on_stop_timer, VP_REPORT_STOP_MS, 0);
-		kick(r);
-		if (r->sending)
+		if (!r->backoff) {
+			r->flushing = true;
+			/* Once, at a stop, on the loop thread: what the last half
+			 * second produced becomes sendable now rather than at the
+			 * next round. */
+			(void)vp_spool_flush(r->spool); /* an error is logged by the close's own round */
+			kick(r);
+		}
+		/* The final counts, as an OpenTelemetry SDK's shutdown sends them. */
+		send_metrics(r);
+		if (r->post.sending || r->mpost.sending)
 			return;
 	}
 	finish(r);

@@ -6,6 +6,7 @@
 #define VP_REPORTER_H
 
 #include <curl/curl.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <uv.h>
@@ -38,6 +39,10 @@ struct vp_report_ctx {
 char *vp_report_body(const struct vp_report_ctx *ctx, const struct vp_spool_batch *b,
                      size_t *len);
 
+/* The OTLP Resource of every body: service, host and, on Compute Engine,
+ * cloud and gcp.gce attributes. A new reference (NULL when out of memory). */
+json_t *vp_report_resource(const struct vp_report_ctx *ctx);
+
 /* The OTLP severity of a verdict: 9 (INFO) for ok; 13 (WARN) when the
  * service answered but not well (reset, protocol_error) or the agent could
  * not probe (local_error); 17 (ERROR) when it could not be reached. */
@@ -50,8 +55,11 @@ uint64_t vp_report_time_ns(const char *iso);
 /* How many log records an OTLP answer's partialSuccess rejects (0: none,
  * or no partialSuccess), its errorMessage into 'msg'. 'answer' may be cut
  * short (the reporter reads VP_REPORT_ANSWER_MAX bytes); then the count is
- * still found when it came before the cut. */
+ * still found when it came before the cut. The _key form reads another
+ * count: "rejectedDataPoints" of a metrics answer. */
 uint64_t vp_report_otlp_rejected(const char *answer, size_t len, char *msg, size_t msglen);
+uint64_t vp_report_otlp_rejected_key(const char *answer, size_t len, const char *key, char *msg,
+                                     size_t msglen);
 
 /* ---- the reporter (reporter.c) ---- */
 
@@ -59,12 +67,16 @@ struct vp_reporter;
 
 /* Opens the spool under cfg->state_dir, reads the token file, starts the
  * metadata reader when on Compute Engine (or agent.metadata_url is set).
- * 'stats' is borrowed for the reporter's life. The reporter copies what it
- * needs from 'cfg'. Returns 0 or -errno with a message in 'err' naming the
+ * 'stats' is borrowed for the reporter's life. With format otlp it also
+ * exports the metrics (agent/otlp_metrics.h) every VP_REPORT_METRICS_MS, or
+ * every $OTEL_METRIC_EXPORT_INTERVAL ms, to the URL with /v1/metrics for
+ * /v1/logs; 'sched' (borrowed for the reporter's life, may be NULL) is where
+ * the caller keeps its current scheduler, read at each export. The
+ * reporter copies what it needs from 'cfg'. Returns 0 or -errno with a message in 'err' naming the
  * file or directory and the errno (the caller logs it). */
 int vp_reporter_new(uv_loop_t *loop, const struct vp_config *cfg,
-                    struct vp_delivery_stats *stats, struct vp_reporter **ret,
-                    char *err, size_t errlen);
+                    struct vp_delivery_stats *stats, struct vp_scheduler *const *sched,
+                    struct vp_reporter **ret, char *err, size_t errlen);
 
 /* Whether 'cfg' has the collector settings 'r' runs with (also the token
  * file's content and the agent name): then a reload keeps 'r'. */
@@ -73,8 +85,8 @@ bool vp_reporter_same(const struct vp_reporter *r, const struct vp_config *cfg);
 /* Spools the results of one run of one target (st->last). */
 void vp_reporter_add_run(struct vp_reporter *r, const struct vp_sched_target *st);
 
-/* Stops. With 'flush', the spool is synced and one last batch gets up to
- * VP_REPORT_STOP_MS to go; without, a batch in flight is abandoned (it is
+/* Stops. With 'flush', the spool is synced and one last batch (and with
+ * otlp one last metrics export) gets up to VP_REPORT_STOP_MS to go; without, a batch in flight is abandoned (it is
  * still in the spool). The reporter frees itself once its handles are
  * closed; 'r' must not be used after this call. Accepts NULL. */
 void vp_reporter_close(struct vp_reporter *r, bool flush);

@@ -161,7 +161,7 @@ static void add_str_attr(json_t *attrs, const char *key, const char *value)
 
 /* Resource attributes from the OpenTelemetry semantic conventions (service,
  * host, cloud, gcp.gce); the network has no convention and gets its own. */
-static json_t *resource(const struct vp_report_ctx *ctx)
+json_t *vp_report_resource(const struct vp_report_ctx *ctx)
 {
 	const struct vp_instance *in = ctx->instance;
 	json_t *attrs = json_array();
@@ -205,7 +205,7 @@ static json_t *otlp_body(const struct vp_report_ctx *ctx, const struct vp_spool_
 		json_decref(rec);
 	}
 	return json_pack("{s:[{s:o,s:[{s:{s:s,s:s},s:o}]}]}", "resourceLogs",
-	                 "resource", resource(ctx), "scopeLogs", "scope", "name", "vpcprobe",
+	                 "resource", vp_report_resource(ctx), "scopeLogs", "scope", "name", "vpcprobe",
 	                 "version", VP_VERSION, "logRecords", logs);
 }
 
@@ -260,17 +260,20 @@ char *vp_report_body(const struct vp_report_ctx *ctx, const struct vp_spool_batc
 
 /* A cut answer is no longer JSON; the count usually comes first, so look
  * for it as text then. */
-static uint64_t rejected_in_text(const char *answer, size_t len)
+static uint64_t rejected_in_text(const char *answer, size_t len, const char *name)
 {
-	static const char key[] = "\"rejectedLogRecords\"";
-	const char *p = memmem(answer, len, key, sizeof(key) - 1);
+	char key[64];
+	int klen = snprintf(key, sizeof(key), "\"%s\"", name);
+	const char *p;
 	const char *end = answer + len;
-
 	uint64_t n = 0;
 
+	if (klen < 0 || (size_t)klen >= sizeof(key))
+		return 0;
+	p = memmem(answer, len, key, (size_t)klen);
 	if (!p)
 		return 0;
-	p += sizeof(key) - 1;
+	p += klen;
 	while (p < end && (*p == ' ' || *p == ':' || *p == '"'))
 		p++;
 	while (p < end && *p >= '0' && *p <= '9' && n < UINT64_MAX / 10)
@@ -280,15 +283,21 @@ static uint64_t rejected_in_text(const char *answer, size_t len)
 
 uint64_t vp_report_otlp_rejected(const char *answer, size_t len, char *msg, size_t msglen)
 {
+	return vp_report_otlp_rejected_key(answer, len, "rejectedLogRecords", msg, msglen);
+}
+
+uint64_t vp_report_otlp_rejected_key(const char *answer, size_t len, const char *key, char *msg,
+                                     size_t msglen)
+{
 	json_t *root = json_loadb(answer, len, 0, NULL);
 	json_t *ps = json_object_get(root, "partialSuccess");
-	json_t *v = json_object_get(ps, "rejectedLogRecords");
+	json_t *v = json_object_get(ps, key);
 	const char *m = json_string_value(json_object_get(ps, "errorMessage"));
 	uint64_t n = 0;
 
 	snprintf(msg, msglen, "%s", m ? m : "");
 	if (!root)
-		n = rejected_in_text(answer, len);
+		n = rejected_in_text(answer, len, key);
 	else if (json_is_string(v))
 		n = strtoull(json_string_value(v), NULL, 10);
 	else if (json_is_integer(v) && json_integer_value(v) > 0)

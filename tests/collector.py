@@ -27,6 +27,18 @@ decimal strings, severityNumber an integer of the enum, every attribute a
 KeyValue whose value is an AnyValue with exactly one field of the right
 type. Every field is checked, not only the presence of keys.
 
+With OTLP it also takes POST /v1/metrics (the logs path with /v1/logs
+replaced), kept apart in .metrics and answered by a mode of its own
+(set_metrics_mode), and checked as strictly: an ExportMetricsServiceRequest
+of resourceMetrics/scopeMetrics/metrics, each metric exactly one of gauge,
+sum, histogram with data points whose 64-bit fields (timeUnixNano,
+startTimeUnixNano, asInt, count, bucketCounts) are decimal strings,
+aggregationTemporality the enum's integer, explicitBounds increasing and one
+fewer than bucketCounts, whose sum is count, and no series twice.
+
+With tls=(cert, key) it serves HTTPS; a client that fails the handshake
+(the agent with the wrong CA) is counted in .tls_failures.
+
 Standalone: collector.py [--format json|otlp] [--mode MODE] [--record FILE]
 prints the port it listens on and serves until killed."""
 
@@ -35,6 +47,7 @@ import email.utils
 import json
 import re
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -49,6 +62,14 @@ LOG_RECORD_KEYS = {"timeUnixNano", "observedTimeUnixNano", "severityNumber", "se
                    "eventName"}
 ANY_VALUE_KEYS = {"stringValue", "boolValue", "intValue", "doubleValue", "arrayValue",
                   "kvlistValue", "bytesValue"}
+METRIC_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_./-]{0,254}$")
+METRIC_KEYS = {"name", "description", "unit", "gauge", "sum", "histogram",
+               "exponentialHistogram", "summary", "metadata"}
+METRIC_DATA = {"gauge", "sum", "histogram", "exponentialHistogram", "summary"}
+NUMBER_POINT_KEYS = {"attributes", "startTimeUnixNano", "timeUnixNano", "asDouble", "asInt",
+                     "exemplars", "flags"}
+HISTOGRAM_POINT_KEYS = {"attributes", "startTimeUnixNano", "timeUnixNano", "count", "sum",
+                        "bucketCounts", "explicitBounds", "exemplars", "flags", "min", "max"}
 SEVERITY_TEXT = {range(1, 5): "TRACE", range(5, 9): "DEBUG", range(9, 13): "INFO",
                  range(13, 17): "WARN", range(17, 21): "ERROR", range(21, 25): "FATAL"}
 
@@ -179,6 +200,154 @@ class Checker:
         return out
 
 
+class MetricsChecker(Checker):
+    """The OTLP metrics data model in the JSON encoding, field by field."""
+
+    def number(self, where, v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            self.fail(where, "expected a JSON number, got %r" % (v,))
+            return None
+        return v
+
+    def times(self, where, p, start_required):
+        t = self.uint64_string(where + ".timeUnixNano", p.get("timeUnixNano"))
+        if "startTimeUnixNano" in p:
+            st = self.uint64_string(where + ".startTimeUnixNano", p["startTimeUnixNano"])
+            if st is not None and t is not None and st > t:
+                self.fail(where, "startTimeUnixNano %d after timeUnixNano %d" % (st, t))
+        elif start_required:
+            self.fail(where, "a cumulative point needs startTimeUnixNano")
+
+    def number_point(self, where, p, cumulative):
+        """Returns (attrs, value) of a NumberDataPoint."""
+        if not self.keys(where, p, NUMBER_POINT_KEYS, ("timeUnixNano",)):
+            return None
+        self.times(where, p, cumulative)
+        values = [k for k in ("asInt", "asDouble") if k in p]
+        value = None
+        if len(values) != 1:
+            self.fail(where, "a NumberDataPoint holds exactly one of asInt, asDouble, got %s" % values)
+        elif values[0] == "asInt":
+            x = p["asInt"]
+            if not isinstance(x, str) or not INT.match(x) or not -2 ** 63 <= int(x) < 2 ** 63:
+                self.fail(where + ".asInt", "expected an int64 as a decimal string, got %r" % (x,))
+            else:
+                value = int(x)
+        else:
+            value = self.number(where + ".asDouble", p["asDouble"])
+        return self.attributes(where + ".attributes", p.get("attributes", [])), value
+
+    def histogram_point(self, where, p):
+        """Returns (attrs, {count, sum, buckets, bounds})."""
+        if not self.keys(where, p, HISTOGRAM_POINT_KEYS, ("timeUnixNano", "count")):
+            return None
+        self.times(where, p, True)
+        count = self.uint64_string(where + ".count", p.get("count"))
+        buckets = p.get("bucketCounts", [])
+        bounds = p.get("explicitBounds", [])
+        if not isinstance(buckets, list) or not isinstance(bounds, list):
+            self.fail(where, "bucketCounts and explicitBounds must be lists")
+            return None
+        counts = [self.uint64_string("%s.bucketCounts[%d]" % (where, i), b)
+                  for i, b in enumerate(buckets)]
+        nums = [self.number("%s.explicitBounds[%d]" % (where, i), b) for i, b in enumerate(bounds)]
+        if buckets and len(buckets) != len(bounds) + 1:
+            self.fail(where, "%d bucketCounts for %d explicitBounds (one more expected)"
+                      % (len(buckets), len(bounds)))
+        if None not in nums and any(a >= b for a, b in zip(nums, nums[1:])):
+            self.fail(where + ".explicitBounds", "not strictly increasing: %r" % (nums,))
+        if None not in counts and count is not None and buckets and sum(counts) != count:
+            self.fail(where, "bucketCounts add up to %d, count is %d" % (sum(counts), count))
+        total = self.number(where + ".sum", p["sum"]) if "sum" in p else None
+        if total is not None and total < 0:
+            self.fail(where + ".sum", "negative sum %r for durations" % (total,))
+        return (self.attributes(where + ".attributes", p.get("attributes", [])),
+                {"count": count, "sum": total, "buckets": counts, "bounds": nums})
+
+    def metric(self, where, m):
+        """Returns (name, kind, data, [(attrs, value)])."""
+        if not self.keys(where, m, METRIC_KEYS, ("name",)):
+            return None
+        name = m.get("name")
+        if not isinstance(name, str) or not METRIC_NAME.match(name):
+            self.fail(where + ".name", "not an instrument name: %r" % (name,))
+        for k in ("description", "unit"):
+            if k in m and not isinstance(m[k], str):
+                self.fail(where + "." + k, "not a string")
+        kinds = [k for k in METRIC_DATA if k in m]
+        if len(kinds) != 1:
+            self.fail(where, "a Metric holds exactly one data field, got %s" % kinds)
+            return None
+        kind = kinds[0]
+        data = m[kind]
+        wd = "%s.%s" % (where, kind)
+        allowed = {"gauge": {"dataPoints"}, "sum": {"dataPoints", "aggregationTemporality", "isMonotonic"},
+                   "histogram": {"dataPoints", "aggregationTemporality"}}.get(kind)
+        if allowed is None:
+            self.fail(wd, "vpcprobe sends no %s" % kind)
+            return None
+        if not self.keys(wd, data, allowed, ("dataPoints",)):
+            return None
+        cumulative = False
+        if kind != "gauge":
+            t = data.get("aggregationTemporality")
+            if isinstance(t, bool) or t not in (1, 2):
+                self.fail(wd + ".aggregationTemporality", "expected the enum's integer 1 or 2, got %r" % (t,))
+            cumulative = t == 2
+        if kind == "sum" and not isinstance(data.get("isMonotonic", False), bool):
+            self.fail(wd + ".isMonotonic", "not a boolean")
+        points = []
+        seen = set()
+        for i, p in enumerate(data.get("dataPoints") or []):
+            wp = "%s.dataPoints[%d]" % (wd, i)
+            got = self.histogram_point(wp, p) if kind == "histogram" else self.number_point(wp, p, cumulative)
+            if got is None:
+                continue
+            key = json.dumps(got[0], sort_keys=True)
+            if key in seen:
+                self.fail(wp, "the attribute set %s appears twice in one metric" % key)
+            seen.add(key)
+            points.append(got)
+        return name, kind, data, points
+
+    def metrics_export(self, body):
+        """Checks an ExportMetricsServiceRequest; returns {name: (kind, data,
+        [(attrs, value)], resource attrs)}."""
+        out = {}
+        if not self.keys("$", body, {"resourceMetrics"}, ("resourceMetrics",)):
+            return out
+        rms = body.get("resourceMetrics")
+        if not isinstance(rms, list) or not rms:
+            self.fail("resourceMetrics", "expected a non-empty list")
+            return out
+        for i, rm in enumerate(rms):
+            w = "resourceMetrics[%d]" % i
+            if not self.keys(w, rm, {"resource", "scopeMetrics", "schemaUrl"}, ("resource", "scopeMetrics")):
+                continue
+            res = rm.get("resource")
+            rattrs = {}
+            if self.keys(w + ".resource", res, {"attributes", "droppedAttributesCount"}, ("attributes",)):
+                rattrs = self.attributes(w + ".resource.attributes", res.get("attributes"))
+            for j, sm in enumerate(rm.get("scopeMetrics") or []):
+                ws = "%s.scopeMetrics[%d]" % (w, j)
+                if not self.keys(ws, sm, {"scope", "metrics", "schemaUrl"}, ("metrics",)):
+                    continue
+                if "scope" in sm and self.keys(ws + ".scope", sm["scope"],
+                                               {"name", "version", "attributes", "droppedAttributesCount"}):
+                    for k in ("name", "version"):
+                        if k in sm["scope"] and not isinstance(sm["scope"][k], str):
+                            self.fail(ws + ".scope." + k, "not a string")
+                for k, m in enumerate(sm.get("metrics") or []):
+                    got = self.metric("%s.metrics[%d]" % (ws, k), m)
+                    if got is None:
+                        continue
+                    name, kind, data, points = got
+                    if name in out:
+                        self.fail("%s.metrics[%d]" % (ws, k), "metric %r twice" % name)
+                    out[name] = (kind, data, points, rattrs)
+        return out
+
+
 def check_json_envelope(body):
     errors = []
     if not isinstance(body, dict):
@@ -203,7 +372,7 @@ class Collector:
     """The server and what it saw. Thread-safe enough for the tests: the
     handler threads append under a lock and notify waiters."""
 
-    def __init__(self, fmt="json", mode="accept", record=None, path="/v1/logs", port=0):
+    def __init__(self, fmt="json", mode="accept", record=None, path="/v1/logs", port=0, tls=None):
         self.format = fmt
         self.mode = mode
         self.script = []
@@ -216,6 +385,28 @@ class Collector:
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = "http://127.0.0.1:%d%s" % (self.port, path)
+        # OTLP metrics: their own list and answers, so that the logs'
+        # scripts and counts stay what the log tests expect.
+        self.metrics_path = path[:-len("/v1/logs")] + "/v1/metrics" if path.endswith("/v1/logs") else None
+        self.metrics = []
+        self.metrics_mode = "accept"
+        self.metrics_script = []
+        self.tls_failures = 0
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            # The handshake in the handler's thread, not in accept(): one
+            # client that stalls it must not stop the others.
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True,
+                                                 do_handshake_on_connect=False)
+            self.url = "https://127.0.0.1:%d%s" % (self.port, path)
+            loud = self.server.handle_error
+
+            def quiet(request, client_address):
+                # A failed handshake is what the wrong-CA test expects.
+                if not isinstance(sys.exc_info()[1], (ssl.SSLError, ConnectionError)):
+                    loud(request, client_address)
+            self.server.handle_error = quiet
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def start(self):
@@ -235,6 +426,36 @@ class Collector:
     def next_answer(self):
         with self.lock:
             return self.script.pop(0) if self.script else self.mode
+
+    def set_metrics_mode(self, mode, script=()):
+        with self.lock:
+            self.metrics_mode = mode
+            self.metrics_script = list(script)
+
+    def next_metrics_answer(self):
+        with self.lock:
+            return self.metrics_script.pop(0) if self.metrics_script else self.metrics_mode
+
+    def add_metrics(self, entry):
+        with self.lock:
+            self.metrics.append(entry)
+            self.lock.notify_all()
+
+    def wait_metrics(self, pred, timeout=30.0):
+        """Waits until pred(metrics requests) is true; returns whether it became so."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while not pred(self.metrics):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.lock.wait(left)
+            return True
+
+    def tls_failed(self):
+        with self.lock:
+            self.tls_failures += 1
+            self.lock.notify_all()
 
     def add(self, entry):
         with self.lock:
@@ -269,12 +490,26 @@ class Collector:
             def log_message(self, fmt, *args):
                 pass
 
+            def setup(self):
+                if isinstance(self.request, ssl.SSLSocket):
+                    self.request.settimeout(10)
+                    try:
+                        self.request.do_handshake()
+                    except (ssl.SSLError, OSError):
+                        col.tls_failed()
+                        raise
+                    self.request.settimeout(None)
+                super().setup()
+
             def do_GET(self):
                 self.send_error(405)
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
+                if col.format == "otlp" and col.metrics_path and self.path == col.metrics_path:
+                    self.metrics_post(raw)
+                    return
                 entry = {"t": time.time(), "path": self.path,
                          "content_type": self.headers.get("Content-Type"),
                          "authorization": self.headers.get("Authorization"),
@@ -298,6 +533,37 @@ class Collector:
                     else:
                         errors.extend(check_json_envelope(entry["body"]))
                 self.answer(col.next_answer(), entry)
+
+            def metrics_post(self, raw):
+                entry = {"t": time.time(), "path": self.path,
+                         "authorization": self.headers.get("Authorization"),
+                         "errors": [], "body": None, "metrics": {}, "status": 0}
+                if (self.headers.get("Content-Type") or "").split(";")[0].strip() != "application/json":
+                    entry["errors"].append("Content-Type %r, expected application/json"
+                                           % self.headers.get("Content-Type"))
+                try:
+                    entry["body"] = json.loads(raw)
+                except ValueError as e:
+                    entry["errors"].append("body is not JSON: %s" % e)
+                if entry["body"] is not None:
+                    c = MetricsChecker()
+                    entry["metrics"] = c.metrics_export(entry["body"])
+                    entry["errors"].extend(c.errors)
+                mode = col.next_metrics_answer()
+                entry["mode"] = mode
+                parts = mode.split(":")
+                code, body = 200, "{}"
+                if parts[0] == "status":
+                    code, body = int(parts[1]), json.dumps({"error": "test answer %s" % parts[1]})
+                elif parts[0] == "partial":
+                    body = json.dumps({"partialSuccess": {"rejectedDataPoints": parts[1],
+                                                          "errorMessage": "the test rejects some"}})
+                entry["status"] = code
+                col.add_metrics(entry)
+                try:
+                    self.reply(code, body)
+                except OSError:
+                    self.close_connection = True
 
             def reply(self, code, body, headers=()):
                 data = body.encode() if isinstance(body, str) else body

@@ -11,7 +11,10 @@ OTLP partialSuccess, 400, 500, a cut answer, a dropped connection; a collector
 that never answers (memory stays bounded); kill -9 while the collector is
 down; a torn tail and a corrupt frame in the spool; a full spool; SIGHUP with
 the same and with another collector; an unwritable state_dir; Compute Engine
-metadata from a server of this test's own (agent.metadata_url).
+metadata from a server of this test's own (agent.metadata_url); OTLP metrics
+(their values against the targets and the logged results, a failed export);
+an https collector with the test's CA, and with the wrong CA until a SIGHUP
+fixes ca_file.
 
 No root needed. Waits are readiness checks with a bound (a log line, a
 request at the collector, a file), never sleeps. Traffic: 127.0.0.1 only."""
@@ -117,7 +120,7 @@ class Metadata:
 class Agent:
     """vpcprobe run, its stderr lines stamped with the time they came."""
 
-    def __init__(self, work, cfg, name="agent", verbose=False):
+    def __init__(self, work, cfg, name="agent", verbose=False, env_extra=None):
         self.cfg_path = os.path.join(work, name + ".json")
         with open(self.cfg_path, "w") as f:
             json.dump(cfg, f)
@@ -130,6 +133,7 @@ class Agent:
         # 256 MB and counts in RSS; a small one keeps the RSS bound about the
         # agent, not the sanitizer. (Ignored by a build without ASan.)
         env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"), "quarantine_size_mb=16"]))
+        env.update(env_extra or {})
         self.proc = subprocess.Popen([VPCPROBE, "run", "-c", self.cfg_path] + (["-v"] if verbose else []),
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -692,9 +696,222 @@ def scenario_bad_state_dir(meta):
         env.close()
 
 
+# ---- OTLP metrics ----
+
+BOUNDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+METRIC_NAMES = {"vpcprobe_probe_success": "gauge", "vpcprobe_probe_duration_seconds": "histogram",
+                "vpcprobe_probes_total": "sum", "vpcprobe_reports_spooled_bytes": "gauge",
+                "vpcprobe_reports_dropped_total": "sum",
+                "vpcprobe_metrics_exports_failed_total": "sum"}
+
+
+def plain(attrs):
+    """{key: AnyValue} as {key: python value} (intValue as int)."""
+    out = {}
+    for k, v in attrs.items():
+        (kind, x), = v.items()
+        out[k] = int(x) if kind == "intValue" else x
+    return out
+
+
+def points(export, name):
+    """[(attrs, value)] of one metric of a checked export, attrs plain."""
+    kind, data, pts, _ = export["metrics"][name]
+    return [(plain(a), v) for a, v in pts]
+
+
+def point(export, name, **attrs):
+    got = [v for a, v in points(export, name) if a == attrs]
+    return got[0] if len(got) == 1 else None
+
+
+def raw_points(export, name):
+    return export["metrics"][name][1]["dataPoints"]
+
+
+def metrics_errors(col):
+    errs = [e for r in col.metrics for e in r["errors"]]
+    return check(not errs, "metrics bodies pass the checker (%d requests)%s" % (
+        len(col.metrics), ": " + "; ".join(errs[:5]) if errs else ""))
+
+
+def scenario_otlp_metrics(meta):
+    """OTLP metrics every period (OTEL_METRIC_EXPORT_INTERVAL=1000): the
+    values for an accepting listener and a refused port; counters that grow
+    from a fixed start; failed exports counted, logged, sent again at the
+    next period, while the logs go on; the final export at SIGTERM counts
+    exactly the results the agent logged."""
+    env = Env(meta, "metrics")
+    col = collector.Collector("otlp").start()
+    col.set_metrics_mode("status:503")
+    agent = Agent(env.work, env.config(col.url, "otlp"), verbose=True,
+                  env_extra={"OTEL_METRIC_EXPORT_INTERVAL": "1000"})
+    try:
+        check(col.wait_metrics(lambda ms: len(ms) >= 2), "metrics: exports arrive, answered 503")
+        failed_at = col.metrics[0]["t"]
+        check(col.wait(lambda rs: sum(1 for r in rs if r["status"] == 200 and r["t"] > failed_at) >= 2),
+              "metrics: the logs are delivered while the metrics exports fail")
+        check(agent.wait_log("metrics export failed: HTTP 503"), "metrics: the failure is logged")
+        first = [l for _, l in agent.lines if "metrics export failed" in l][0]
+        check("/v1/metrics" in first and "1 failed so far" in first and "sends them again" in first,
+              "metrics: the log names the endpoint, the count and the next try: %r" % first)
+        col.set_metrics_mode("accept")
+        check(col.wait_metrics(lambda ms: sum(1 for m in ms if m["status"] == 200) >= 3),
+              "metrics: exports are taken once the collector takes them")
+        check(agent.wait_log("metrics delivered again"), "metrics: the recovery is logged")
+        ms = list(col.metrics)
+        metrics_errors(col)
+        check(all(m["path"] == "/v1/metrics" and m["authorization"] == "Bearer " + TOKEN for m in ms),
+              "metrics: POST /v1/metrics beside /v1/logs, with the bearer token")
+        ok = [m for m in ms if m["status"] == 200]
+        n_failed = sum(1 for m in ms if m["status"] != 200 and m["t"] < ok[0]["t"])
+        check(point(ok[0], "vpcprobe_metrics_exports_failed_total") == n_failed >= 2,
+              "metrics: the failed exports are counted (%r, %d answered 503)"
+              % (point(ok[0], "vpcprobe_metrics_exports_failed_total"), n_failed))
+        last = ok[-1]
+        check({n: k for n, (k, *_) in last["metrics"].items()} == METRIC_NAMES,
+              "metrics: the contract's metrics, each of its kind: %s" % sorted(last["metrics"]))
+        res = {k: v.get("stringValue") for k, v in last["metrics"]["vpcprobe_probe_success"][3].items()}
+        check(res.get("service.name") == "vpcprobe" and res.get("gcp.gce.instance.name") == "diag-vm-7",
+              "metrics: the resource is the logs' one: %r" % res)
+        up = {"target": "up", "kind": "tcp", "address": "127.0.0.1", "port": env.up_port}
+        down = dict(up, target="down", port=env.down_port)
+        check(sorted(points(last, "vpcprobe_probe_success"), key=lambda p: p[0]["target"]) ==
+              [(down, 0), (up, 1)],
+              "metrics: probe_success 1 for the listener, 0 for the refused port: %r"
+              % points(last, "vpcprobe_probe_success"))
+        totals = points(last, "vpcprobe_probes_total")
+        check(sorted((a["target"], a["verdict"]) for a, _ in totals) == [("down", "refused"), ("up", "ok")]
+              and all(v > 0 for _, v in totals),
+              "metrics: probes_total only {up, ok} and {down, refused}: %r" % totals)
+        sums = [m["metrics"]["vpcprobe_probes_total"][1] for m in ok]
+        hists = [m["metrics"]["vpcprobe_probe_duration_seconds"][1] for m in ok]
+        check(all(s["aggregationTemporality"] == 2 and s["isMonotonic"] is True for s in sums) and
+              all(h["aggregationTemporality"] == 2 for h in hists),
+              "metrics: sums and histograms cumulative, the sums monotonic")
+        for t in ("up", "down"):
+            series = [(int(p["startTimeUnixNano"]), int(p["asInt"])) for m in ok
+                      for p in raw_points(m, "vpcprobe_probes_total")
+                      if plain(collector.Checker().attributes("", p["attributes"]))["target"] == t]
+            check(len({s for s, _ in series}) == 1 and
+                  all(a <= b for (_, a), (_, b) in zip(series, series[1:])) and series[-1][1] > series[0][1],
+                  "metrics: '%s' counts grow from one startTimeUnixNano: %r" % (t, [v for _, v in series]))
+            h = point(last, "vpcprobe_probe_duration_seconds", target=t)
+            n = sum(v for a, v in totals if a["target"] == t)
+            # Each duration lies within its bucket: the sum between the
+            # buckets' lower and upper bounds.
+            lo = h and sum(c * ([0] + BOUNDS)[i] for i, c in enumerate(h["buckets"]) if c)
+            hi = h and sum(c * (BOUNDS + [float("inf")])[i] for i, c in enumerate(h["buckets"]) if c)
+            check(h and h["count"] == n and h["bounds"] == BOUNDS and len(h["buckets"]) == len(BOUNDS) + 1
+                  and 0 < h["sum"] and lo <= h["sum"] <= hi,
+                  "metrics: '%s' histogram: count %r = probes %d, the /metrics bounds, sum %r"
+                  % (t, h and h["count"], n, h and h["sum"]))
+        check(point(last, "vpcprobe_reports_dropped_total") == 0 and
+              point(last, "vpcprobe_reports_spooled_bytes") >= 0,
+              "metrics: nothing dropped, spooled bytes a gauge")
+        n_before = len(col.metrics)
+        check(agent.term() == 0, "metrics: SIGTERM exits 0")
+        final = col.metrics[-1] if len(col.metrics) > n_before else None
+        check(final and final["status"] == 200, "metrics: a last export at the stop")
+        logged = {t: agent.count("target '%s' " % t) for t in ("up", "down")}
+        got = final and {t: sum(v for a, v in points(final, "vpcprobe_probes_total") if a["target"] == t)
+                         for t in ("up", "down")}
+        check(got == logged, "metrics: the last export counts every result logged: %r, %r" % (got, logged))
+        metrics_errors(col)
+        no_errors(col)
+    finally:
+        agent.close()
+        col.stop()
+        env.close()
+
+
+# ---- https ----
+
+def make_certs(work):
+    """The lab's certificates (tests/lab/tls_certs.sh): ca.pem, other-ca.pem,
+    server.pem for 127.0.0.1; None without openssl."""
+    if not shutil.which("openssl"):
+        return None
+    d = os.path.join(work, "certs")
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lab", "tls_certs.sh")
+    rc = subprocess.run(["bash", "-c", 'source "$1" && make_tls_certs "$2"', "sh", script, d]).returncode
+    return d if rc == 0 else None
+
+
+def scenario_https(meta):
+    """An https collector: with ca_file naming the test's CA results arrive;
+    with the wrong CA nothing is acknowledged, the log says the certificate
+    could not be verified and the spool keeps the results, which arrive once
+    a SIGHUP brings the right ca_file."""
+    env = Env(meta, "https")
+    certs = make_certs(env.work)
+    if not check(certs, "https: openssl makes the test's CA and certificate"):
+        env.close()
+        return
+    tls = (os.path.join(certs, "server.pem"), os.path.join(certs, "server.key"))
+    ca, other = os.path.join(certs, "ca.pem"), os.path.join(certs, "other-ca.pem")
+    col = collector.Collector("otlp", tls=tls).start()
+    agent = Agent(env.work, env.config(col.url, "otlp", ca_file=ca))
+    try:
+        check(col.url.startswith("https://127.0.0.1:"), "https: the collector serves TLS")
+        check(col.wait(lambda rs: sum(1 for r in rs if r["status"] == 200) >= 2),
+              "https: results arrive with ca_file naming the test CA")
+        seqs = otlp_seqs(col)
+        check(in_order(seqs) and contiguous(seqs), "https: in order, nothing missing")
+        no_errors(col)
+        check(agent.term() == 0, "https: SIGTERM exits 0")
+    finally:
+        agent.close()
+        col.stop()
+
+    state = os.path.join(env.work, "state-wrong-ca")
+    col = collector.Collector("otlp", tls=tls).start()
+    cfg = env.config(col.url, "otlp", ca_file=other)
+    cfg["agent"]["state_dir"] = state
+    agent = Agent(env.work, cfg, name="wrong-ca", verbose=True)
+    try:
+        check(agent.wait_log("could not be verified"),
+              "wrong CA: the log says the collector's certificate could not be verified")
+        line = [l for _, l in agent.lines if "could not be verified" in l][0]
+        check("ca_file '%s'" % other in line, "wrong CA: the log names ca_file: %r" % line)
+        check(agent.wait_log("target 'up' ", count=4), "wrong CA: results keep being produced")
+        check(col.tls_failures >= 1 and not col.requests and not col.metrics,
+              "wrong CA: the handshake fails (%d), nothing reaches the collector, nothing is "
+              "acknowledged" % col.tls_failures)
+        n_frames = sum(len(frames(s)) for s in segments(state))
+        check(n_frames >= agent.count("target 'up' ", before=time.time() - 1) +
+              agent.count("target 'down' ", before=time.time() - 1),
+              "wrong CA: the spool keeps the results (%d frames)" % n_frames)
+        first_seq = frames(segments(state)[0])[0][2]
+        fixed_at = time.time()
+        before = {t: agent.count("target '%s' " % t, before=fixed_at - 1) for t in ("up", "down")}
+        cfg["collector"]["ca_file"] = ca
+        with open(agent.cfg_path, "w") as f:
+            json.dump(cfg, f)
+        agent.signal(signal.SIGHUP)
+        check(agent.wait_log("reload: collector"), "wrong CA: SIGHUP takes the fixed ca_file")
+
+        def got_all(rs):
+            recs = [x for r in rs if r["status"] == 200 for x in otlp_records(r)]
+            return all(sum(1 for x in recs if x[2] == t and x[3] < fixed_at * 1e9) >= n
+                       for t, n in before.items())
+        check(col.wait(got_all, timeout=40),
+              "wrong CA: once fixed, every result spooled before arrives: %r" % before)
+        seqs = otlp_seqs(col)
+        check(in_order(seqs) and contiguous(seqs) and min(seqs) == first_seq,
+              "wrong CA: in order from the first result spooled, nothing missing")
+        no_errors(col)
+        check(agent.term() == 0, "wrong CA: SIGTERM exits 0")
+    finally:
+        agent.close()
+        col.stop()
+        env.close()
+
+
 SCENARIOS = [scenario_json, scenario_otlp, scenario_down_then_up, scenario_retries,
              scenario_otlp_answers, scenario_never_answers, scenario_kill9,
-             scenario_damaged_spool, scenario_full, scenario_reload, scenario_bad_state_dir]
+             scenario_damaged_spool, scenario_full, scenario_reload, scenario_bad_state_dir,
+             scenario_otlp_metrics, scenario_https]
 
 
 def main():

@@ -1,12 +1,26 @@
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/curl_uv.h"
+#include "agent/peer.h"
 #include "agent/runner.h"
 #include "probes/dns.h"
 #include "probes/listeners.h"
+
+/* A refused probe of a target with agent_url waits for that agent's
+ * answer (peer.h); one of these per ask in flight, in the runner's list so
+ * that closing can cancel them. */
+struct peer_wait {
+	struct vp_runner *r;              /* borrowed */
+	struct vp_target_run *tr;         /* borrowed, busy until the answer */
+	size_t i;                         /* the result asked about */
+	struct vp_peer_req *q;            /* the ask, freed by peer.c */
+	struct peer_wait *prev, *next;
+};
 
 /* A refusal on one of this host's addresses is looked up in the listener
  * table; one reading serves every refusal within this many ms. */
@@ -21,6 +35,8 @@ struct vp_runner {
 	struct vp_listen_table listen;    /* owned: this host's listeners, when read */
 	uint64_t listen_read_ms;          /* loop time of that reading */
 	bool listen_valid;
+	struct vp_curlm *cm;              /* owned reference, made at the first ask of a peer */
+	struct peer_wait *waits;          /* owned: asks of peer agents in flight */
 	bool stopping;                    /* vp_runner_close() was called */
 	int closing;                      /* parts still closing */
 	void (*closed)(void *arg);
@@ -47,6 +63,81 @@ static void refine_local_refusal(struct vp_runner *r, const struct vp_probe_req 
 		(void)vp_listen_refine_refused(&r->listen, sa, res->port, &res->v); /* 0: unchanged */
 }
 
+/* One result of 'tr' is final: the run ends with the last one. */
+static void result_final(struct vp_target_run *tr)
+{
+	if (--tr->pending == 0) {
+		tr->busy = false;
+		tr->done(tr);
+	}
+}
+
+static void on_peer_reply(const struct vp_peer_reply *rep, void *arg)
+{
+	struct peer_wait *w = arg;
+	struct vp_target_run *tr = w->tr;
+	struct vp_probe_result *res = &tr->results[w->i];
+	const char *url = tr->target->agent_url;
+
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		w->r->waits = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	if (rep->status == 0)
+		vp_peer_refine(&rep->answer, (const struct sockaddr *)&tr->reqs[w->i].addr,
+		               res->address, url, &res->v);
+	else
+		vp_peer_unasked(res->address, res->port, url, rep->why, &res->v);
+	free(w);
+	result_final(tr);
+}
+
+/* A refusal (RST to the SYN) of a target that names its host's agent: ask
+ * that agent for its listeners on the port, within what is left of the
+ * run's timeout. Returns whether the ask is in flight (then the result is
+ * final only once it answers); otherwise the detail says why not. */
+static bool ask_peer(struct vp_runner *r, struct vp_target_run *tr, size_t i)
+{
+	const struct vp_target *t = tr->target;
+	struct vp_probe_result *res = &tr->results[i];
+	uint64_t spent_ms = (uv_hrtime() - tr->start_ns) / 1000000;
+	uint32_t left = spent_ms < tr->timeout_ms ? tr->timeout_ms - (uint32_t)spent_ms : 0;
+	struct peer_wait *w = NULL;
+	int e = -ENOMEM;
+
+	if (t->agent_url == NULL || r->stopping || res->v.verdict != VP_VERDICT_REFUSED ||
+	    res->v.reason != VP_REASON_RST_TO_SYN)
+		return false;
+	if (left < VP_PEER_MIN_MS) {
+		vp_peer_unasked(res->address, res->port, t->agent_url,
+		                "no time was left within the probe's timeout_ms", &res->v);
+		return false;
+	}
+	if (r->cm == NULL)
+		r->cm = vp_curlm_new(r->loop);
+	w = calloc(1, sizeof(*w));
+	if (r->cm != NULL && w != NULL) {
+		w->r = r;
+		w->tr = tr;
+		w->i = i;
+		e = vp_peer_ask(r->cm, t->agent_url, t->agent_token, res->port,
+		                left < VP_PEER_TIMEOUT_MS ? left : VP_PEER_TIMEOUT_MS, on_peer_reply, w,
+		                &w->q);
+	}
+	if (e < 0) {
+		free(w);
+		vp_peer_unasked(res->address, res->port, t->agent_url, strerror(-e), &res->v);
+		return false;
+	}
+	w->next = r->waits;
+	if (r->waits)
+		r->waits->prev = w;
+	r->waits = w;
+	return true;
+}
+
 static void on_probe_result(struct vp_probe_req *req, const struct vp_probe_result *res, void *arg)
 {
 	struct vp_target_run *tr = req->data;
@@ -57,10 +148,8 @@ static void on_probe_result(struct vp_probe_req *req, const struct vp_probe_resu
 	tr->results[i].obs.address = tr->results[i].address;
 	vp_probe_result_explain(&tr->results[i]);
 	refine_local_refusal(tr->runner, req, &tr->results[i]);
-	if (--tr->pending == 0) {
-		tr->busy = false;
-		tr->done(tr);
-	}
+	if (!ask_peer(tr->runner, tr, i))
+		result_final(tr);
 }
 
 struct vp_runner *vp_runner_new(uv_loop_t *loop, const struct vp_config *cfg)
@@ -232,13 +321,26 @@ void vp_runner_close(struct vp_runner *r, void (*closed)(void *arg), void *arg)
 	r->stopping = true;
 	/* One count for each part, and one for this call, so that parts that
 	 * close at once cannot report 'closed' before both were asked. */
-	r->closing = 3;
-	/* The engine drops its results while closing, so no run's 'done' runs. */
+	r->closing = 4;
+	/* The engine drops its results while closing, so no run's 'done' runs;
+	 * nor does it for a run that waits for a peer agent. */
+	while (r->waits != NULL) {
+		struct peer_wait *w = r->waits;
+
+		r->waits = w->next;
+		vp_peer_cancel(w->q);
+		free(w);
+	}
 	vp_engine_close(r->engine, on_part_closed);
 	if (r->dns)
 		vp_dns_close(r->dns, on_part_closed, r);
 	else
 		r->closing--;
+	if (r->cm)
+		vp_curlm_close(r->cm, on_part_closed, r);
+	else
+		r->closing--;
+	r->cm = NULL;   /* closing frees the reference */
 	part_closed(r);
 }
 

@@ -726,9 +726,89 @@ static void parse_connector_range(struct loader *ld, const char *path, json_t *v
 	t->connector_range = c;
 }
 
+/* agent_url: the base URL of the vpcprobe agent on the target's host, whose
+ * status server answers /api/v1/listeners (issue 3). Credentials are
+ * refused by vp_url_parse(); the token goes in agent_token_file. */
+static void parse_agent_url(struct loader *ld, const char *path, json_t *v, void *dst,
+                            const struct field *f)
+{
+	struct vp_target *t = dst;
+	struct vp_url url;
+	char msg[VP_ERR_MAX];
+	const char *s;
+
+	if (!expect_type(ld, path, v, JSON_STRING) || !check_string(ld, path, v, 1, VP_URL_MAX))
+		return;
+	s = json_string_value(v);
+	if (vp_url_parse(s, &url, msg, sizeof(msg)) < 0) {
+		report(ld, path, "%s", msg);
+		return;
+	}
+	if (url.kind != VP_KIND_HTTP && url.kind != VP_KIND_HTTPS) {
+		report(ld, path, "'%.80s': the peer agent's status server is reached over http:// "
+		       "or https://", s);
+		return;
+	}
+	/* The runner appends /api/v1/listeners?port=N itself. */
+	if (strcmp(url.path, "/") != 0) {
+		report(ld, path, "'%.80s': expected the agent's base URL without a path, such as "
+		       "\"http://10.20.0.5:9464\"", s);
+		return;
+	}
+	set_string(ld, path, &t->agent_url, s);
+}
+
+/* The token goes into a request header as it is: like status_token_file on
+ * the other side, one run of printable bytes without spaces. */
+static void load_agent_token(struct loader *ld, const char *path, struct vp_target *t)
+{
+	const char *file = t->agent_token_file;
+	int r = vp_secret_read(file, VP_STATUS_TOKEN_MAX, &t->agent_token, &t->agent_token_len);
+
+	if (r == -EINVAL)
+		report(ld, path, "'%s' is not a regular file", file);
+	else if (r == -EFBIG)
+		report(ld, path, "'%s' is more than %d bytes, the limit for a status token", file,
+		       VP_STATUS_TOKEN_MAX);
+	else if (r == -ENODATA)
+		report(ld, path, "'%s' is empty; it must hold the peer agent's status token", file);
+	else if (r == -ENOMEM)
+		report_oom(ld, path);
+	else if (r < 0 && r != -EILSEQ)
+		report(ld, path, "cannot read '%s': %s", file, strerror(-r));
+	if (r == 0) {
+		for (size_t i = 0; i < t->agent_token_len; i++) {
+			unsigned char c = (unsigned char)t->agent_token[i];
+
+			if (c > ' ' && c < 0x7f)
+				continue;
+			r = -EILSEQ;
+			t->agent_token = vp_secret_free(t->agent_token, t->agent_token_len);
+			t->agent_token_len = 0;
+			break;
+		}
+	}
+	if (r == -EILSEQ)
+		report(ld, path, "'%s' must hold one token of printable bytes without spaces, as "
+		       "the peer's status_token_file does", file);
+}
+
+static void parse_agent_token_file(struct loader *ld, const char *path, json_t *v, void *dst,
+                                   const struct field *f)
+{
+	struct vp_target *t = dst;
+
+	if (!expect_type(ld, path, v, JSON_STRING) ||
+	    !check_string(ld, path, v, 1, FILE_PATH_LEN_MAX))
+		return;
+	set_string(ld, path, &t->agent_token_file, json_string_value(v));
+	if (t->agent_token_file != NULL)
+		load_agent_token(ld, path, t);
+}
+
 enum { TF_NAME, TF_URL, TF_INTERVAL, TF_TIMEOUT, TF_PASSWORD, TF_USER, TF_DATABASE,
        TF_USERNAME, TF_TLS, TF_CONNECTOR,
-       TF_EXPECT_STATUS, TF_HOST_HEADER, TF_CA_FILE };
+       TF_EXPECT_STATUS, TF_HOST_HEADER, TF_CA_FILE, TF_AGENT_URL, TF_AGENT_TOKEN };
 
 static const struct field target_fields[] = {
 	[TF_NAME] = { .key = "name", .type = FT_STR, .required = true, .min = 1,
@@ -760,6 +840,9 @@ static const struct field target_fields[] = {
 	                     .parse = parse_host_header },
 	[TF_CA_FILE] = { .key = "ca_file", .type = FT_CUSTOM, .kinds = K_PG | K_REDISS | K_HTTPS,
 	                 .off = offsetof(struct vp_target, ca_file), .parse = parse_ca_file },
+	[TF_AGENT_URL] = F_CUSTOM("agent_url", struct vp_target, agent_url, parse_agent_url),
+	[TF_AGENT_TOKEN] = F_CUSTOM("agent_token_file", struct vp_target, agent_token_file,
+	                            parse_agent_token_file),
 };
 
 /* A key that the target's kind does not use would be silently ignored; a
@@ -812,6 +895,11 @@ static void load_target(struct loader *ld, const char *path, json_t *v, void *el
 	    t->tls == VP_TLS_DISABLE) {
 		join_path(sub, sizeof(sub), path, "ca_file", 0);
 		report(ld, sub, "needs TLS, and tls is \"disable\"");
+	}
+	/* A token with no agent to send it to is a mistake in the other key. */
+	if ((seen & (1u << TF_AGENT_TOKEN)) != 0 && (seen & (1u << TF_AGENT_URL)) == 0) {
+		join_path(sub, sizeof(sub), path, "agent_token_file", 0);
+		report(ld, sub, "needs agent_url, the peer agent to send the token to");
 	}
 	/* Defaults were checked on their own; only an override can clash here. */
 	if (ld->n_errors != before || (seen & ((1u << TF_INTERVAL) | (1u << TF_TIMEOUT))) == 0)
@@ -1254,6 +1342,9 @@ struct vp_config *vp_config_free(struct vp_config *cfg)
 		free(cfg->targets[i].username);
 		free(cfg->targets[i].host_header);
 		free(cfg->targets[i].ca_file);
+		free(cfg->targets[i].agent_url);
+		free(cfg->targets[i].agent_token_file);
+		vp_secret_free(cfg->targets[i].agent_token, cfg->targets[i].agent_token_len);
 	}
 	free(cfg->targets);
 	free(cfg->listeners);

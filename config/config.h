@@ -62,6 +62,16 @@ struct vp_target {
 	 * subnet) that must reach this target, for the status page's firewall
 	 * commands; family 0 when not set. */
 	struct vp_cidr connector_range;
+	/* The vpcprobe agent on the target's host (issue 3): when a probe is
+	 * refused, the runner asks it GET /api/v1/listeners?port=N. Owned,
+	 * NULL when not set: "http://10.20.0.5:9464" as written, no path. */
+	char *agent_url;
+	char *agent_token_file; /* owned, NULL when not set (needs agent_url) */
+	/* Owned secret: agent_token_file's content, less one trailing newline,
+	 * sent as "Authorization: Bearer TOKEN"; printable bytes without
+	 * spaces. NULL without agent_token_file. Wiped by vp_config_free(). */
+	char *agent_token;
+	size_t agent_token_len;
 };
 
 struct vp_listener_check {

@@ -344,7 +344,7 @@ static const struct bad_case bad_cases[] = {
 	{ "{'targets': [{'name': 'a', 'url': 'tcp://h:1', 'colour': 1}]}", 1, NULL,
 	  { "targets[0].colour: unknown key (known: name, url, interval_s, timeout_ms, "
 	    "password_file, user, database, username, tls, connector_range, expect_status, "
-	    "host_header, ca_file)" } },
+	    "host_header, ca_file, agent_url, agent_token_file)" } },
 	/* listeners */
 	{ "{'listeners': {}}", 1, NULL, { "listeners: expected an array, got an object" } },
 	{ "{'listeners': [5432]}", 1, NULL, { "listeners[0]: expected an object, got an integer" } },
@@ -755,7 +755,10 @@ static char *relocate_secrets(const char *text, struct secrets *sec)
 		size_t len = strcspn(name, "'\"");
 		FILE *f;
 
-		if (len < 3 || strncmp(name + len - 3, ".pw", 3) != 0) {
+		/* Passwords, and the tokens of peer agents (agent_token_file,
+		 * "...agent.token"): the loader reads both. */
+		if ((len < 3 || strncmp(name + len - 3, ".pw", 3) != 0) &&
+		    (len < 11 || strncmp(name + len - 11, "agent.token", 11) != 0)) {
 			used += (size_t)snprintf(out + used, cap - used, "%.*s", (int)(name - p), p);
 			p = name;
 			continue;
@@ -908,6 +911,8 @@ START_TEST(test_example_file)
 		ck_assert((cfg->targets[i].password != NULL) == (cfg->targets[i].password_file != NULL));
 		if (cfg->targets[i].password != NULL)
 			ck_assert_int_eq(strncmp(cfg->targets[i].password, "pw-", 3), 0);
+		ck_assert((cfg->targets[i].agent_token != NULL) ==
+		          (cfg->targets[i].agent_token_file != NULL));
 	}
 	vp_config_free(cfg);
 	ck_assert_int_eq(unlink(copy), 0);
@@ -1013,6 +1018,105 @@ START_TEST(test_password_unreadable)
 	         "denied", file);
 	ck_assert_msg(strstr(err, expect) != NULL, "'%s'", err);
 	ck_assert_int_eq(unlink(file), 0);
+	ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
+/* agent_url and agent_token_file (issue 3): the peer agent a refusal is
+ * explained by. 'url' is the JSON value (NULL: no agent_url), 'token' the
+ * token file's content (NULL: no agent_token_file). The content never
+ * appears in a message. */
+struct agent_case {
+	const char *url;
+	const char *token;
+	size_t token_len;         /* 0: strlen; with repeat, how many of token[0] */
+	bool repeat;
+	const char *error;        /* NULL: loads */
+};
+
+static const struct agent_case agent_cases[] = {
+	{ "'http://198.18.0.2:9464'", "Zq9-tok\n", 0, false, NULL },
+	{ "'http://198.18.0.2:9464/'", NULL, 0, false, NULL },
+	{ "'https://agent.internal:9464'", "Zq9-tok", 0, false, NULL },
+	{ "'http://[fd00:198:18::2]:9464'", NULL, 0, false, NULL },
+	{ "'tcp://198.18.0.2:9464'", NULL, 0, false, "targets[0].agent_url: "
+	  "'tcp://198.18.0.2:9464': the peer agent's status server is reached over http:// or https://" },
+	{ "'http://198.18.0.2:9464/api'", NULL, 0, false, "targets[0].agent_url: "
+	  "'http://198.18.0.2:9464/api': expected the agent's base URL without a path" },
+	{ "'http://198.18.0.2:9464/?port=1'", NULL, 0, false, "without a path" },
+	{ "'http://u:Zq9@198.18.0.2:9464'", NULL, 0, false, "credentials are not accepted" },
+	{ "'http://198.18.0.2:99999'", NULL, 0, false, "targets[0].agent_url: " },
+	{ "''", NULL, 0, false, "targets[0].agent_url: empty string" },
+	{ "5", NULL, 0, false, "targets[0].agent_url: expected a string, got an integer" },
+	{ NULL, "Zq9-tok", 0, false, "targets[0].agent_token_file: needs agent_url, the peer agent "
+	  "to send the token to" },
+	{ "'http://198.18.0.2:9464'", "Zq9 tok\n", 0, false, "targets[0].agent_token_file: '"
+	  "@FILE@' must hold one token of printable bytes without spaces" },
+	{ "'http://198.18.0.2:9464'", "Zq9\ttok", 0, false, "must hold one token of printable" },
+	{ "'http://198.18.0.2:9464'", "Zq9\0tok", 7, false, "must hold one token of printable" },
+	{ "'http://198.18.0.2:9464'", "\n", 0, false, "is empty; it must hold the peer agent's "
+	  "status token" },
+	{ "'http://198.18.0.2:9464'", "x", 1024, true, NULL },
+	{ "'http://198.18.0.2:9464'", "x", 1025, true, "is more than 1024 bytes, the limit for a "
+	  "status token" },
+};
+
+START_TEST(test_agent_url)
+{
+	const struct agent_case *c = &agent_cases[_i];
+	char dir[] = "/tmp/vp-test-agent-XXXXXX";
+	char file[PATH_MAX], keys[PATH_MAX + 256], json[PATH_MAX + 512], expect[PATH_MAX + 256];
+	char err[4096] = "";
+	struct vp_config *cfg = NULL;
+	const char *at;
+	char *quoted;
+	FILE *f;
+	int r, n = 0;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(file, sizeof(file), "%s/agent.token", dir);
+	if (c->url != NULL)
+		n = snprintf(keys, sizeof(keys), ", 'agent_url': %s", c->url);
+	if (c->token != NULL) {
+		f = fopen(file, "w");
+		ck_assert_ptr_nonnull(f);
+		for (size_t i = 0; c->repeat && i < c->token_len; i++)
+			fputc(c->token[0], f);
+		if (!c->repeat)
+			fwrite(c->token, 1, c->token_len ? c->token_len : strlen(c->token), f);
+		ck_assert_int_eq(fclose(f), 0);
+		snprintf(keys + n, sizeof(keys) - (size_t)n, ", 'agent_token_file': '%s'", file);
+	}
+	snprintf(json, sizeof(json), "{'targets': [{'name': 'a', 'url': 'tcp://198.18.0.2:8080'%s}]}",
+	         c->url == NULL && c->token == NULL ? "" : keys);
+	quoted = json_of(json);
+	r = vp_config_load_string(quoted, "t.json", &cfg, err, sizeof(err));
+	if (c->error == NULL) {
+		ck_assert_msg(r == 0, "row %d: %s", _i, err);
+		ck_assert_ptr_nonnull(cfg->targets[0].agent_url);
+		ck_assert((cfg->targets[0].agent_token != NULL) == (c->token != NULL));
+		if (c->token != NULL && !c->repeat) {
+			ck_assert_str_eq(cfg->targets[0].agent_token, "Zq9-tok");
+			ck_assert_uint_eq(cfg->targets[0].agent_token_len, 7);
+			ck_assert_str_eq(cfg->targets[0].agent_token_file, file);
+		} else if (c->token != NULL) {
+			ck_assert_uint_eq(cfg->targets[0].agent_token_len, c->token_len);
+		}
+	} else {
+		ck_assert_int_eq(r, -EINVAL);
+		at = strstr(c->error, "@FILE@");
+		if (at != NULL)
+			snprintf(expect, sizeof(expect), "%.*s%s%s", (int)(at - c->error), c->error, file,
+			         at + 6);
+		else
+			snprintf(expect, sizeof(expect), "%s", c->error);
+		ck_assert_msg(strstr(err, expect) != NULL, "row %d: '%s' lacks '%s'", _i, err, expect);
+		ck_assert_msg(strstr(err, "Zq9") == NULL, "row %d: '%s' shows a secret", _i, err);
+	}
+	vp_config_free(cfg);
+	free(quoted);
+	if (c->token != NULL)
+		ck_assert_int_eq(unlink(file), 0);
 	ck_assert_int_eq(rmdir(dir), 0);
 }
 END_TEST
@@ -1361,6 +1465,7 @@ static Suite *config_suite(void)
 	tcase_add_test(loads, test_password_unreadable);
 	tcase_add_loop_test(loads, test_ca_file, 0, N_ELEMS(ca_cases));
 	tcase_add_test(loads, test_target_keys);
+	tcase_add_loop_test(loads, test_agent_url, 0, N_ELEMS(agent_cases));
 	tcase_add_loop_test(loads, test_http_keys, 0, N_ELEMS(http_key_cases));
 	tcase_add_test(loads, test_api_edges);
 	suite_add_tcase(s, errors);

@@ -237,6 +237,10 @@ static void fail_run(struct vp_target_run *tr, enum vp_verdict v, enum vp_reason
 		vp_dns_hint(reason, tr->target->url.host, res->v.hint, sizeof(res->v.hint));
 	res->port = tr->target->url.port;
 	res->connect_ms = res->protocol_ms = -1.0;
+	/* No TLS began and no certificate was seen: "unknown", not the zeroes
+	 * of calloc (0 ms, a certificate that expires today) (issue 4). */
+	res->tls_ms = -1.0;
+	res->cert_days_left = VP_CERT_DAYS_UNKNOWN;
 	res->dns_ms = dns_ms;
 	res->total_ms = (double)(uv_hrtime() - tr->start_ns) / 1e6;
 	clock_gettime(CLOCK_REALTIME, &res->wall);

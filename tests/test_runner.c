@@ -1,0 +1,184 @@
+/* The runner's own results (agent/runner.c): a run that fails before its
+ * protocol phase (a DNS failure) gives a result that no probe made. Its TLS
+ * fields must say "unknown", so that the record has no "tls" object and a
+ * null tls timing, and nothing reads a certificate that expires today out
+ * of zeroed memory (issue 4). The names resolve through a DNS server of
+ * the test's own on loopback that answers NXDOMAIN to everything. */
+#include <check.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "agent/record.h"
+#include "agent/runner.h"
+#include "probes/tls.h"
+
+#define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* ---- a DNS server that says NXDOMAIN ---- */
+
+struct nx_dns {
+	uv_udp_t udp;
+	char buf[512];
+	unsigned answered;
+};
+
+static void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
+{
+	struct nx_dns *d = h->data;
+
+	(void)size;
+	*buf = uv_buf_init(d->buf, sizeof(d->buf));
+}
+
+static void on_sent(uv_udp_send_t *req, int status)
+{
+	(void)status;   /* a lost answer shows as a dns_timeout, which the test rejects */
+	free(req);
+}
+
+/* The query back, with QR, RA and RCODE 3 (NXDOMAIN, RFC 1035 4.1.1). */
+static void on_query(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struct sockaddr *from,
+                     unsigned flags)
+{
+	struct nx_dns *d = u->data;
+	uv_udp_send_t *req;
+	uv_buf_t out;
+
+	(void)flags;
+	if (n < 12 || from == NULL)
+		return;
+	req = malloc(sizeof(*req) + (size_t)n);
+	ck_assert_ptr_nonnull(req);
+	memcpy(req + 1, buf->base, (size_t)n);
+	((unsigned char *)(req + 1))[2] |= 0x80;
+	((unsigned char *)(req + 1))[3] = 0x80 | 3;
+	out = uv_buf_init((char *)(req + 1), (unsigned)n);
+	ck_assert_int_eq(uv_udp_send(req, u, &out, 1, from, on_sent), 0);
+	d->answered++;
+}
+
+static uint16_t nx_dns_start(uv_loop_t *loop, struct nx_dns *d)
+{
+	struct sockaddr_in sin;
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	ck_assert_int_eq(uv_ip4_addr("127.0.0.1", 0, &sin), 0);
+	ck_assert_int_eq(uv_udp_init(loop, &d->udp), 0);
+	d->udp.data = d;
+	ck_assert_int_eq(uv_udp_bind(&d->udp, (const struct sockaddr *)&sin, 0), 0);
+	ck_assert_int_eq(uv_udp_getsockname(&d->udp, (struct sockaddr *)&ss, &len), 0);
+	ck_assert_int_eq(uv_udp_recv_start(&d->udp, on_alloc, on_query), 0);
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* ---- runs that fail at DNS ---- */
+
+struct tls_row {
+	const char *url;
+};
+
+static const struct tls_row rows[] = {
+	{ "https://nx.runner-test.internal:8443/healthz" },
+	{ "rediss://nx.runner-test.internal" },
+	{ "postgres://nx.runner-test.internal" },
+	{ "tcp://nx.runner-test.internal:5432" },
+};
+
+static int runs_done;
+
+static void on_done(struct vp_target_run *tr)
+{
+	(void)tr;
+	runs_done++;
+}
+
+static void on_closed(void *arg)
+{
+	*(bool *)arg = true;
+}
+
+START_TEST(test_dns_failure_tls_unknown)
+{
+	const struct tls_row *row = &rows[_i];
+	char json[512], err[1024] = "";
+	struct vp_config *cfg = NULL;
+	struct vp_target_run tr = { .timeout_ms = 2000, .done = on_done };
+	struct vp_probe_result *res;
+	struct vp_record_ctx ctx = { .agent = "a", .target = "t", .host = "nx" };
+	struct nx_dns dns = { .answered = 0 };
+	struct vp_runner *r;
+	uv_loop_t loop;
+	bool closed = false;
+	json_t *rec, *timings;
+
+	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	snprintf(json, sizeof(json), "{\"agent\": {\"dns_servers\": [\"127.0.0.1:%u\"]}, "
+	         "\"targets\": [{\"name\": \"t\", \"url\": \"%s\"}]}",
+	         (unsigned)nx_dns_start(&loop, &dns), row->url);
+	ck_assert_msg(vp_config_load_string(json, "t.json", &cfg, err, sizeof(err)) == 0, "%s", err);
+	r = vp_runner_new(&loop, cfg);
+	ck_assert_ptr_nonnull(r);
+	tr.target = &cfg->targets[0];
+	runs_done = 0;
+	vp_runner_start(r, &tr);
+	while (runs_done == 0 && uv_run(&loop, UV_RUN_ONCE) != 0)
+		continue;
+	ck_assert_int_eq(runs_done, 1);
+	ck_assert_uint_ge(dns.answered, 1);
+	ck_assert_uint_eq(tr.n_results, 1);
+	res = &tr.results[0];
+	ck_assert_msg(res->v.verdict == VP_VERDICT_DNS_ERROR && res->v.reason == VP_REASON_NXDOMAIN,
+	              "%s: %s %s: %s", row->url, vp_verdict_name(res->v.verdict),
+	              vp_verdict_reason(&res->v), res->v.detail);
+	/* The result's own TLS fields: none began, no certificate is known. */
+	ck_assert(!res->tls.asked);
+	ck_assert(res->tls_ms < 0);
+	ck_assert_int_eq(res->cert_days_left, VP_CERT_DAYS_UNKNOWN);
+	ck_assert(res->connect_ms < 0 && res->protocol_ms < 0);
+	/* The record: no "tls" object, every phase past DNS null. */
+	ctx.kind = tr.target->url.kind;
+	rec = vp_record_json(&ctx, res);
+	ck_assert_ptr_nonnull(rec);
+	ck_assert_ptr_null(json_object_get(rec, "tls"));
+	timings = json_object_get(rec, "timings_ms");
+	ck_assert(json_is_null(json_object_get(timings, "tls")));
+	ck_assert(json_is_null(json_object_get(timings, "connect")));
+	ck_assert(json_is_null(json_object_get(timings, "protocol")));
+	ck_assert(json_is_real(json_object_get(timings, "dns")));
+	json_decref(rec);
+
+	vp_target_run_clear(&tr);
+	vp_runner_close(r, on_closed, &closed);
+	uv_close((uv_handle_t *)&dns.udp, NULL);
+	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	ck_assert(closed);
+	vp_runner_free(r);
+	vp_config_free(cfg);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+END_TEST
+
+static Suite *runner_suite(void)
+{
+	Suite *s = suite_create("runner");
+	TCase *tc = tcase_create("fail_run");
+
+	tcase_add_loop_test(tc, test_dns_failure_tls_unknown, 0, N(rows));
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(runner_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "agent/cli.h"
+#include "agent/listen_checks.h"
 #include "agent/record.h"
 #include "agent/term.h"
 #include "probes/beacon.h"
@@ -92,30 +93,15 @@ static void print_text(const struct beacon_cmd *bc, const struct vp_beacon_arriv
 	       a->over_cap ? "  over the connection cap: closed at once" : "");
 }
 
-static const char *reason_of(const struct vp_beacon_arrival *a)
-{
-	if (a->match == VP_BEACON_INSIDE)
-		return "inside_expect_from";
-	return a->match == VP_BEACON_OUTSIDE ? "outside_expect_from" : "arrived";
-}
-
 static void print_json(const struct beacon_cmd *bc, const struct vp_beacon_arrival *a)
 {
-	char when[40], detail[VP_DETAIL_MAX], hint[VP_HINT_MAX], expect[VP_DETAIL_MAX];
+	char expect[VP_DETAIL_MAX];
 	json_t *rec;
 	char *text = NULL;
 
-	vp_format_time(&a->wall, when, sizeof(when));
 	vp_beacon_server_expect_text(bc->server, expect, sizeof(expect));
-	vp_beacon_explain(a, bc->listen, expect, detail, sizeof(detail), hint, sizeof(hint));
-	rec = json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:o,s:s?,s:b,s:I,s:s,s:s,s:s,s:s}",
-	                "time", when, "agent", bc->agent, "kind", "beacon", "listen", bc->listen,
-	                "source", a->source, "source_port", (int)a->source_port,
-	                "expected", a->match == VP_BEACON_UNCHECKED ? json_null() :
-	                json_boolean(a->match == VP_BEACON_INSIDE),
-	                "expect_from", a->cidr[0] ? a->cidr : NULL, "over_cap", a->over_cap,
-	                "seq", (json_int_t)a->seq, "verdict", "ok", "reason", reason_of(a),
-	                "detail", detail, "hint", hint);
+	/* The same record that `run` reports to the collector. */
+	rec = vp_beacon_arrival_record(bc->agent, bc->listen, expect, a);
 	if (rec)
 		text = json_dumps(rec, VP_RECORD_DUMP_FLAGS);
 	if (text)

@@ -6,6 +6,7 @@
 
 #include "agent/listen_checks.h"
 #include "agent/log.h"
+#include "agent/record.h"
 
 struct vp_listen_checks {
 	uv_loop_t *loop;                  /* borrowed */
@@ -16,7 +17,8 @@ struct vp_listen_checks {
 	struct vp_beacon_server **beacons; /* owned array; the servers free themselves on close */
 	size_t n_beacons;
 	vp_beacon_arrival_cb on_arrival;
-	void *arg;                        /* the callback's */
+	vp_listen_result_cb on_result;    /* may be NULL */
+	void *arg;                        /* the callbacks' */
 	bool stopped;
 };
 
@@ -161,6 +163,70 @@ void vp_listen_result_of(const struct vp_listen_port *p, struct vp_listen_result
 		snprintf(out->hint + dl, sizeof(out->hint) - dl, " %s", scope_hint); /* cut if need be */
 }
 
+/* ---- records ------------------------------------------------------------------ */
+
+/* "a, b" as ["a", "b"]; [] for "". */
+static json_t *address_list(const char *text)
+{
+	json_t *arr = json_array();
+	const char *p = text;
+
+	while (arr && *p) {
+		size_t n = strcspn(p, ",");
+
+		json_array_append_new(arr, json_stringn(p, n));
+		p += n;
+		p += strspn(p, ", ");
+	}
+	return arr;
+}
+
+json_t *vp_listen_result_record(const char *agent, const struct vp_listen_result *r)
+{
+	bool listening = r->addresses[0] != '\0';
+	char when[40];
+
+	if (r->runs == 0)
+		return NULL;
+	vp_format_time(&r->wall, when, sizeof(when));
+	return json_pack("{s:s,s:s,s:s,s:i,s:s,s:s,s:s,s:o,s:o,s:o,s:{s:o,s:o},s:s?,s:s?,s:s,s:s}",
+	                 "time", when, "agent", agent, "kind", "listener", "port", (int)r->port,
+	                 "verdict", vp_verdict_name(r->verdict), "reason", r->reason,
+	                 "scope", vp_listen_scope_name(r->scope),
+	                 "addresses", address_list(r->addresses),
+	                 "pid", r->pid > 0 ? json_integer(r->pid) : json_null(),
+	                 "process", r->pid > 0 ? json_string(r->process) : json_null(),
+	                 "queue", "current", listening ? json_integer(r->queue_cur) : json_null(),
+	                 "max", listening && r->queue_max_known ? json_integer(r->queue_max) :
+	                 json_null(),
+	                 "finding", r->finding, "source", r->source,
+	                 "detail", r->detail, "hint", r->hint);
+}
+
+static const char *arrival_reason(const struct vp_beacon_arrival *a)
+{
+	if (a->match == VP_BEACON_INSIDE)
+		return "inside_expect_from";
+	return a->match == VP_BEACON_OUTSIDE ? "outside_expect_from" : "arrived";
+}
+
+json_t *vp_beacon_arrival_record(const char *agent, const char *listen, const char *expect,
+                                 const struct vp_beacon_arrival *a)
+{
+	char when[40], detail[VP_DETAIL_MAX], hint[VP_HINT_MAX];
+
+	vp_format_time(&a->wall, when, sizeof(when));
+	vp_beacon_explain(a, listen, expect, detail, sizeof(detail), hint, sizeof(hint));
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:o,s:s?,s:b,s:I,s:s,s:s,s:s,s:s}",
+	                 "time", when, "agent", agent, "kind", "beacon", "listen", listen,
+	                 "source", a->source, "source_port", (int)a->source_port,
+	                 "expected", a->match == VP_BEACON_UNCHECKED ? json_null() :
+	                 json_boolean(a->match == VP_BEACON_INSIDE),
+	                 "expect_from", a->cidr[0] ? a->cidr : NULL, "over_cap", a->over_cap,
+	                 "seq", (json_int_t)a->seq, "verdict", "ok", "reason", arrival_reason(a),
+	                 "detail", detail, "hint", hint);
+}
+
 /* ---- the timer --------------------------------------------------------------- */
 
 static void unreadable(uint16_t port, int err, struct vp_listen_result *r)
@@ -221,6 +287,8 @@ static void on_tick(uv_timer_t *t)
 		}
 		clock_gettime(CLOCK_REALTIME, &nr.wall);
 		update(&lc->results[i], &nr);
+		if (lc->on_result)
+			lc->on_result(&lc->results[i], lc->arg);
 	}
 }
 
@@ -376,6 +444,11 @@ struct vp_listen_checks *vp_listen_checks_free(struct vp_listen_checks *lc)
 	free(lc->beacons);
 	free(lc);
 	return NULL;
+}
+
+void vp_listen_checks_on_result(struct vp_listen_checks *lc, vp_listen_result_cb cb)
+{
+	lc->on_result = cb;
 }
 
 size_t vp_listen_checks_count(const struct vp_listen_checks *lc)

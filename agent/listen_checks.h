@@ -7,6 +7,7 @@
 #ifndef VP_LISTEN_CHECKS_H
 #define VP_LISTEN_CHECKS_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,12 +50,33 @@ struct vp_listen_result {
  * runs, source, wall and changed_ms). Pure. */
 void vp_listen_result_of(const struct vp_listen_port *p, struct vp_listen_result *out);
 
+/* The result as a record for the collector, kind "listener" (README,
+ * "Collector delivery"): time, agent, kind, port, verdict, reason, scope,
+ * addresses, owner, queue, finding, source, detail, hint. A new object;
+ * NULL when out of memory or when the port was not read yet. Pure. */
+json_t *vp_listen_result_record(const char *agent, const struct vp_listen_result *r);
+
+/* A beacon's arrival as a record, kind "beacon": what `vpcprobe beacon
+ * --json` prints and what `run` reports. 'listen' is the beacon's address,
+ * 'expect' its expect_from as text (for the sentences). A new object; NULL
+ * when out of memory. Pure. */
+json_t *vp_beacon_arrival_record(const char *agent, const char *listen, const char *expect,
+                                 const struct vp_beacon_arrival *a);
+
 struct vp_listen_checks;
+
+/* Called after every reading of every listener check, with its new result
+ * (valid during the call). */
+typedef void (*vp_listen_result_cb)(const struct vp_listen_result *r, void *arg);
 
 /* NULL when out of memory. 'on_arrival' (may be NULL) gets every arrival
  * at every beacon, with 'arg'. */
 struct vp_listen_checks *vp_listen_checks_new(uv_loop_t *loop, vp_beacon_arrival_cb on_arrival,
                                               void *arg);
+
+/* Sets the hook for the listener checks' results ('cb' may be NULL: none),
+ * called with the 'arg' of vp_listen_checks_new(). */
+void vp_listen_checks_on_result(struct vp_listen_checks *lc, vp_listen_result_cb cb);
 
 /* Takes up 'cfg' (read during the call only): the listener checks of its
  * ports (a port that stays keeps its result), read now and then every

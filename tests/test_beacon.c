@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "agent/listen_checks.h"
 #include "probes/beacon.h"
 
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -614,12 +615,112 @@ START_TEST(test_bind_error)
 }
 END_TEST
 
+/* ---- records for the collector (kind beacon and listener) ---- */
+
+struct record_row {
+	enum vp_beacon_match match;
+	const char *cidr;
+	const char *reason;
+	int expected;                 /* -1: null */
+};
+
+static const struct record_row record_rows[] = {
+	{ VP_BEACON_INSIDE, "198.18.5.0/28", "inside_expect_from", 1 },
+	{ VP_BEACON_OUTSIDE, "", "outside_expect_from", 0 },
+	{ VP_BEACON_UNCHECKED, "", "arrived", -1 },
+};
+
+START_TEST(test_arrival_record)
+{
+	const struct record_row *row = &record_rows[_i];
+	struct vp_beacon_arrival a = { .seq = 7, .family = AF_INET, .source_port = 40000,
+	                               .match = row->match };
+	json_t *rec, *exp;
+
+	a.wall.tv_sec = 1795000000;
+	snprintf(a.source, sizeof(a.source), "198.18.5.10");
+	snprintf(a.cidr, sizeof(a.cidr), "%s", row->cidr);
+	rec = vp_beacon_arrival_record("vm \"1\"", "0.0.0.0:18080", "198.18.5.0/28", &a);
+	ck_assert_ptr_nonnull(rec);
+	ck_assert_str_eq(json_string_value(json_object_get(rec, "kind")), "beacon");
+	ck_assert_str_eq(json_string_value(json_object_get(rec, "agent")), "vm \"1\"");
+	ck_assert_str_eq(json_string_value(json_object_get(rec, "time")), "2026-11-18T11:06:40.000Z");
+	ck_assert_str_eq(json_string_value(json_object_get(rec, "listen")), "0.0.0.0:18080");
+	ck_assert_str_eq(json_string_value(json_object_get(rec, "source")), "198.18.5.10");
+	ck_assert_int_eq(json_integer_value(json_object_get(rec, "source_port")), 40000);
+	ck_assert_int_eq(json_integer_value(json_object_get(rec, "seq")), 7);
+	ck_assert_str_eq(json_string_value(json_object_get(rec, "verdict")), "ok");
+	ck_assert_str_eq(json_string_value(json_object_get(rec, "reason")), row->reason);
+	exp = json_object_get(rec, "expected");
+	if (row->expected < 0)
+		ck_assert(json_is_null(exp));
+	else
+		ck_assert(json_is_boolean(exp) && json_boolean_value(exp) == row->expected);
+	if (row->cidr[0])
+		ck_assert_str_eq(json_string_value(json_object_get(rec, "expect_from")), row->cidr);
+	else
+		ck_assert(json_is_null(json_object_get(rec, "expect_from")));
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(rec, "detail")),
+	                             "198.18.5.10:40000"));
+	json_decref(rec);
+}
+END_TEST
+
+START_TEST(test_listener_record)
+{
+	struct vp_listen_result r;
+	json_t *rec;
+
+	memset(&r, 0, sizeof(r));
+	r.port = 8080;
+	ck_assert_ptr_null(vp_listen_result_record("vm", &r));   /* not read yet: no record */
+	r.runs = 3;
+	r.scope = VP_SCOPE_LOOPBACK_ONLY;
+	r.verdict = VP_VERDICT_LOCALHOST_ONLY;
+	r.reason = "loopback_bind";
+	snprintf(r.addresses, sizeof(r.addresses), "127.0.0.1, ::1");
+	r.pid = 4242;
+	snprintf(r.process, sizeof(r.process), "python3");
+	r.queue_max = 128;
+	r.queue_max_known = true;
+	r.source = "netlink";
+	snprintf(r.detail, sizeof(r.detail), "port 8080 listens on 127.0.0.1, ::1 only");
+	r.wall.tv_sec = 1795000000;
+	rec = vp_listen_result_record("vm", &r);
+	ck_assert_ptr_nonnull(rec);
+	ck_assert_str_eq(json_string_value(json_object_get(rec, "kind")), "listener");
+	ck_assert_int_eq(json_integer_value(json_object_get(rec, "port")), 8080);
+	ck_assert_str_eq(json_string_value(json_object_get(rec, "verdict")), "localhost_only");
+	ck_assert_str_eq(json_string_value(json_object_get(rec, "reason")), "loopback_bind");
+	ck_assert_str_eq(json_string_value(json_object_get(rec, "scope")), "loopback_only");
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(rec, "addresses"), 1)), "::1");
+	ck_assert_int_eq(json_integer_value(json_object_get(rec, "pid")), 4242);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(rec, "queue"), "max")), 128);
+	ck_assert(json_is_null(json_object_get(rec, "finding")));
+	ck_assert_str_eq(json_string_value(json_object_get(rec, "time")), "2026-11-18T11:06:40.000Z");
+	json_decref(rec);
+	/* Nothing listens: no owner, no queue. */
+	memset(r.addresses, 0, sizeof(r.addresses));
+	r.pid = 0;
+	r.scope = VP_SCOPE_NOT_LISTENING;
+	r.verdict = VP_VERDICT_REFUSED;
+	r.reason = "not_listening";
+	rec = vp_listen_result_record("vm", &r);
+	ck_assert_uint_eq(json_array_size(json_object_get(rec, "addresses")), 0);
+	ck_assert(json_is_null(json_object_get(rec, "pid")));
+	ck_assert(json_is_null(json_object_get(json_object_get(rec, "queue"), "current")));
+	ck_assert(json_is_null(json_object_get(json_object_get(rec, "queue"), "max")));
+	json_decref(rec);
+}
+END_TEST
+
 static Suite *beacon_suite(void)
 {
 	Suite *s = suite_create("beacon");
 	TCase *tm = tcase_create("match");
 	TCase *tr = tcase_create("request");
 	TCase *tl = tcase_create("live");
+	TCase *tc = tcase_create("records");
 
 	tcase_add_loop_test(tm, test_cidr_row, 0, N(cidr_rows));
 	tcase_add_loop_test(tm, test_match_row, 0, N(match_rows));
@@ -635,6 +736,9 @@ static Suite *beacon_suite(void)
 	tcase_add_test(tl, test_live_garbage);
 	tcase_add_test(tl, test_bind_error);
 	suite_add_tcase(s, tl);
+	tcase_add_loop_test(tc, test_arrival_record, 0, N(record_rows));
+	tcase_add_test(tc, test_listener_record);
+	suite_add_tcase(s, tc);
 	return s;
 }
 

@@ -15,7 +15,8 @@
 # and `vpcprobe run` serves its status page on 198.18.0.2:9464 with a
 # status_token_file. In the client namespace, `vpcprobe check --json` probes
 # those ports with agent_url/agent_token_file and the records are checked
-# with jq: verdict, reason and detail. Then the cases where the peer cannot
+# with jq: verdict, reason and detail; `vpcprobe run` in the client namespace
+# shows the same on its /api/v1/status. Then the cases where the peer cannot
 # be asked: a wrong token and no token (401), an agent_url where nothing
 # listens (RST), one where the SYN is dropped (the ask's deadline) and one
 # that is no agent: the verdict stays refused and the detail says why.
@@ -48,10 +49,11 @@ fi
 WORK=
 SERVICES_PID=
 AGENT_PID=
+CLIENT_PID=
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
     local pid
-    for pid in "$AGENT_PID" "$SERVICES_PID"; do
+    for pid in "$CLIENT_PID" "$AGENT_PID" "$SERVICES_PID"; do
         if [[ -n $pid ]]; then
             kill "$pid" 2>/dev/null
             wait "$pid" 2>/dev/null
@@ -258,6 +260,53 @@ else
     fail "plain: no agent is named without agent_url" "$(jq -c 'select(.target == "plain")' "$RECS")"
 fi
 
+# --- run: the daemon asks the same way (it shares the runner) ----------------
+
+mkdir -p "$WORK/client-state"
+cat >"$WORK/client-run.json" <<EOF
+{
+  "agent": { "name": "peer-prober", "status_listen": "127.0.0.1:9464",
+             "state_dir": "$WORK/client-state" },
+  "defaults": { "interval_s": 2, "timeout_ms": 1500 },
+  "targets": [
+$(target lo "tcp://$S4:8081" "$AGENT_URL" "$WORK/agent.token")
+$(target wrong-token "tcp://$S4:8081" "$AGENT_URL" "$WORK/wrong.token" | sed 's/,$//')
+  ]
+}
+EOF
+ip netns exec "$LAB_CLIENT_NS" "$VPCPROBE" run -c "$WORK/client-run.json" \
+    >/dev/null 2>"$WORK/client-run.err" &
+CLIENT_PID=$!
+# Ready once every target has finished a run (/-/ready).
+client_ready() {
+    [[ $(lab_client curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+        http://127.0.0.1:9464/-/ready) == 200 ]]
+}
+for ((i = 0; i < READY_TIMEOUT * 20; i++)); do
+    client_ready && break
+    kill -0 "$CLIENT_PID" 2>/dev/null || break
+    sleep 0.05
+done
+STATUS=$(lab_client curl -s --max-time 2 http://127.0.0.1:9464/api/v1/status)
+kill "$CLIENT_PID" 2>/dev/null
+wait "$CLIENT_PID" 2>/dev/null
+CLIENT_PID=
+# run_expect NAME VERDICT REASON DETAIL-SUBSTRING
+run_expect() {
+    if jq -e --arg n "$1" --arg v "$2" --arg r "$3" --arg s "$4" \
+        '.targets[] | select(.name == $n) | .verdict == $v and .reason == $r and
+         (.detail | contains($s))' <<<"$STATUS" >/dev/null 2>&1; then
+        pass "run: $1: $2 $3"
+    else
+        fail "run: $1: $2 $3, detail with '$4'" \
+            "status: $(jq -c --arg n "$1" '.targets[] | select(.name == $n) |
+                {verdict, reason, detail}' <<<"$STATUS" 2>&1)" "$(cat "$WORK/client-run.err")"
+    fi
+}
+run_expect lo localhost_only loopback_bind \
+    "port 8081 on $S4 listens on 127.0.0.1 only (pid $PYPID python3), per the agent at $AGENT_URL"
+run_expect wrong-token refused rst_to_syn "$UNASKED HTTP 401"
+
 count=$(wc -l <"$RECS")
 want=$(jq '.targets | length' "$WORK/client.json")
 if [[ $count -eq $want ]]; then
@@ -265,10 +314,10 @@ if [[ $count -eq $want ]]; then
 else
     fail "one record per target" "$count records for $want targets"
 fi
-if grep -q -- "$TOKEN" "$RECS" "$WORK/check.err"; then
-    fail "the token appears in no record and no message"
+if grep -q -- "$TOKEN" "$RECS" "$WORK/check.err" "$WORK/client-run.err" - <<<"$STATUS"; then
+    fail "the token appears in no record, status answer or message"
 else
-    pass "the token appears in no record and no message"
+    pass "the token appears in no record, status answer or message"
 fi
 if kill -0 "$AGENT_PID" 2>/dev/null; then
     pass "the target's agent is still running"

@@ -7,9 +7,11 @@
 #include <systemd/sd-daemon.h>
 
 #include "agent/cli.h"
+#include "agent/curl_uv.h"
 #include "agent/limits.h"
 #include "agent/listen_checks.h"
 #include "agent/log.h"
+#include "agent/metadata.h"
 #include "agent/reporter.h"
 #include "agent/scheduler.h"
 #include "agent/status.h"
@@ -50,6 +52,12 @@ struct daemon {
 	struct vp_status *status;         /* owned: the status endpoints */
 	struct vp_reporter *reporter;     /* owned, NULL without a collector; frees itself on close */
 	struct vp_delivery_stats delivery; /* the spool's and the reporter's counts */
+	/* Where the agent runs, for the page's header (issue 6). The reporter
+	 * asks the metadata server for its own reports; the page has its own
+	 * reading, since it runs with or without a collector. */
+	struct vp_curlm *meta_cm;         /* owned reference until the reading ends */
+	struct vp_metadata *md;           /* owned until its 'done' */
+	struct vp_instance inst;
 	uv_signal_t sig_hup, sig_term, sig_int;
 	uv_timer_t watchdog;              /* active only under WatchdogSec= */
 	uv_timer_t grace;                 /* bounds the stop */
@@ -200,6 +208,47 @@ static void reload(struct daemon *d)
 	notify_status(d);
 }
 
+/* Ends the metadata reading, what is in flight first: the multi handle's
+ * reference goes once no transfer of ours is on it. */
+static void close_metadata(struct daemon *d)
+{
+	vp_metadata_close(d->md); /* accepts NULL; its 'done' does not run */
+	d->md = NULL;
+	if (d->meta_cm)
+		vp_curlm_close(d->meta_cm, NULL, NULL);
+	d->meta_cm = NULL;
+}
+
+/* The metadata reading is over: all four answers are in, or its deadline
+ * passed. What came stays in d->inst for the page. */
+static void on_metadata(void *arg)
+{
+	struct daemon *d = arg;
+
+	close_metadata(d);
+	if (!vp_instance_known(&d->inst))
+		vp_log_debug("metadata: nothing known of this instance; the page's header leaves it out");
+}
+
+/* Only on Compute Engine, or against agent.metadata_url (the tests' own
+ * server): elsewhere nothing answers at 169.254.169.254. A failure leaves
+ * the header without the instance, and is not worth stopping the agent. */
+static void start_metadata(struct daemon *d)
+{
+	const char *url = d->cfg->metadata_url;
+
+	if (!url && !vp_metadata_on_gce(VP_DMI_PRODUCT_NAME))
+		return;
+	d->meta_cm = vp_curlm_new(&d->loop);
+	if (d->meta_cm && vp_metadata_start(&d->loop, d->meta_cm, url ? url : VP_METADATA_DEFAULT_URL,
+	                                    &d->inst, on_metadata, d, &d->md) == 0)
+		return;
+	vp_log_warning("metadata: cannot start the reading: out of memory; the page's header "
+	               "leaves the instance out");
+	d->md = NULL;
+	close_metadata(d);
+}
+
 static void close_handle(uv_handle_t *h)
 {
 	if (!uv_is_closing(h))
@@ -235,6 +284,7 @@ static void stop(struct daemon *d, int signum)
 	uv_timer_start(&d->grace, on_grace, VP_STOP_GRACE_MS, 0);
 	vp_scheduler_stop(d->sched, on_sched_closed, d);
 	vp_listen_checks_stop(d->checks);
+	close_metadata(d);
 	vp_reporter_close(d->reporter, true);
 	d->reporter = NULL;
 }
@@ -317,6 +367,20 @@ static struct vp_scheduler *current_scheduler(void *arg)
 	return d->sched;
 }
 
+static const struct vp_listen_checks *current_checks(void *arg)
+{
+	const struct daemon *d = arg;
+
+	return d->checks;
+}
+
+static const struct vp_instance *current_instance(void *arg)
+{
+	const struct daemon *d = arg;
+
+	return &d->inst;
+}
+
 /* The collector's side of the status page and of /metrics: the spool's and
  * the reporter's counts. */
 static void status_delivery(void *arg, struct vp_status_delivery *out)
@@ -333,7 +397,9 @@ static void status_delivery(void *arg, struct vp_status_delivery *out)
 static int start_status(struct daemon *d)
 {
 	const struct vp_status_source src = { .scheduler = current_scheduler,
-	                                      .delivery = status_delivery, .arg = d };
+	                                      .delivery = status_delivery,
+	                                      .checks = current_checks,
+	                                      .instance = current_instance, .arg = d };
 	char err[VP_ERR_MAX];
 	int r;
 
@@ -386,6 +452,7 @@ int vp_cmd_run(int argc, char **argv)
 	d.checks = vp_listen_checks_new(&d.loop, on_beacon_arrival, &d);
 	if (!d.checks || vp_listen_checks_apply(d.checks, d.cfg) < 0)
 		return VP_EXIT_NOT_OK;
+	start_metadata(&d);
 	vp_scheduler_start(d.sched, NULL);
 	vp_log_info("started: config '%s', %zu targets, agent '%s'", d.cfg->source,
 	            d.cfg->n_targets, d.cfg->agent_name);

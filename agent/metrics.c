@@ -215,6 +215,35 @@ static void render_success(struct vp_scheduler *s, struct vp_buf *b)
 	}
 }
 
+/* The probe records the certificate's remaining life in whole days (the
+ * record's tls.cert_days_left, from ASN1_TIME_diff), so the gauge moves in
+ * steps of a day: precise enough for an alert at 14 or 7 days, and it says
+ * so in its HELP. One series per address: each may present its own. */
+static void render_cert_expiry(struct vp_scheduler *s, struct vp_buf *b)
+{
+	head(b, "vpcprobe_tls_cert_expiry_seconds", "gauge", "Time until the server certificate's "
+	     "notAfter, as the last probe that saw a certificate found it, in whole days times "
+	     "86400; negative once expired. Only for results that carry a certificate. "
+	     LAST_RESULTS);
+	for (size_t t = 0; t < vp_scheduler_count(s); t++) {
+		const struct vp_sched_target *st = vp_scheduler_target(s, t);
+
+		for (size_t i = 0; st->runs > 0 && i < st->n_last; i++) {
+			const struct vp_probe_result *r = &st->last[i];
+
+			/* A result that never asked for TLS leaves the days zeroed. */
+			if (!r->tls.asked || r->cert_days_left == VP_CERT_DAYS_UNKNOWN ||
+			    seen_before(st, i))
+				continue;
+			open_series(b, "vpcprobe_tls_cert_expiry_seconds", st->target->name);
+			vp_buf_puts(b, ",address=\"");
+			vp_prom_label(b, r->address);
+			vp_buf_printf(b, "\",port=\"%u\"} %lld\n", (unsigned)r->port,
+			              (long long)r->cert_days_left * 86400);
+		}
+	}
+}
+
 static void render_last_time(struct vp_scheduler *s, struct vp_buf *b)
 {
 	head(b, "vpcprobe_probe_last_timestamp_seconds", "gauge", "When the target's last "
@@ -280,6 +309,7 @@ int vp_metrics_render(const struct vp_metrics *m, struct vp_scheduler *s,
 	render_histogram(m, s, b);
 	render_counters(m, s, b);
 	render_last_time(s, b);
+	render_cert_expiry(s, b);
 	head(b, "vpcprobe_reports_spooled_bytes", "gauge",
 	     "Bytes of results spooled under state_dir, waiting for the collector.");
 	vp_buf_printf(b, "vpcprobe_reports_spooled_bytes %" PRIu64 "\n", x->reports_spooled_bytes);

@@ -13,6 +13,8 @@
 #include <uv.h>
 
 #include "agent/limits.h"
+#include "agent/listen_checks.h"
+#include "agent/metadata.h"
 #include "agent/scheduler.h"
 #include "config/config.h"
 
@@ -36,6 +38,12 @@ struct vp_status_source {
 	struct vp_scheduler *(*scheduler)(void *arg);
 	/* May be NULL: there is no reporter. */
 	void (*delivery)(void *arg, struct vp_status_delivery *out);
+	/* May be NULL, or return NULL: no listener checks and no beacons
+	 * (issue 3). Their last results and arrivals go on the page. */
+	const struct vp_listen_checks *(*checks)(void *arg);
+	/* May be NULL, or return NULL: where the agent runs is not known.
+	 * Fields fill in as the metadata server answers. */
+	const struct vp_instance *(*instance)(void *arg);
 	void *arg;                        /* borrowed: the callbacks' */
 };
 

@@ -159,6 +159,18 @@ void vp_status_delivery_text(const struct vp_status *s, const struct vp_status_d
 		         (unsigned long long)d->spooled_bytes, dropped);
 }
 
+static json_t *instance_json(struct vp_status *s)
+{
+	const struct vp_instance *in = s->src.instance ? s->src.instance(s->src.arg) : NULL;
+
+	if (in == NULL || !vp_instance_known(in))
+		return json_null();
+	return json_pack("{s:s?,s:s?,s:s?,s:s?}", "name", in->name[0] ? in->name : NULL,
+	                 "zone", in->zone[0] ? in->zone : NULL,
+	                 "project", in->project[0] ? in->project : NULL,
+	                 "network", in->network[0] ? in->network : NULL);
+}
+
 static json_t *head_json(struct vp_status *s, struct vp_scheduler *sched, int64_t now)
 {
 	const struct vp_config *cfg = vp_scheduler_config(sched);
@@ -174,11 +186,11 @@ static json_t *head_json(struct vp_status *s, struct vp_scheduler *sched, int64_
 		json_object_set_new(c, "pending", json_integer((json_int_t)counts[VP_VERDICT_MAX]));
 	vp_status_delivery_of(s, &d);
 	vp_status_delivery_text(s, &d, text, sizeof(text));
-	return json_pack("{s:{s:s,s:s,s:o,s:I,s:o},s:b,s:I,s:o,s:{s:s,s:b,s:I,s:I,s:s?}}",
+	return json_pack("{s:{s:s,s:s,s:o,s:I,s:o,s:o},s:b,s:I,s:o,s:{s:s,s:b,s:I,s:I,s:s?}}",
 	                 "agent", "name", cfg->agent_name, "version", VP_VERSION,
 	                 "started", time_or_null(s->started_ms),
 	                 "uptime_s", (json_int_t)((now - s->started_ms) / 1000),
-	                 "now", time_or_null(now),
+	                 "now", time_or_null(now), "instance", instance_json(s),
 	                 "ready", vp_scheduler_ready(sched),
 	                 "targets_total", (json_int_t)vp_scheduler_count(sched),
 	                 "counts", c,
@@ -186,6 +198,26 @@ static json_t *head_json(struct vp_status *s, struct vp_scheduler *sched, int64_
 	                 "spooled_bytes", (json_int_t)d.spooled_bytes,
 	                 "dropped_total", (json_int_t)d.dropped_total,
 	                 "last_error", d.last_error[0] ? d.last_error : NULL);
+}
+
+/* ,"listeners":[...],"beacons":[...]: before the targets, so that the
+ * targets' size limit leaves them whole (both are bounded by the config). */
+static void checks_json(struct vp_status *s, struct vp_scheduler *sched, struct vp_buf *b,
+                        int64_t now)
+{
+	const struct vp_listen_checks *lc = s->src.checks ? s->src.checks(s->src.arg) : NULL;
+	size_t nl = vp_listen_checks_count(lc), nb = vp_status_beacon_count(lc);
+	struct vp_status_beacon_view v;
+
+	put_kv(b, "listeners", vp_status_listen_json(vp_listen_checks_result(lc, 0), nl, now));
+	vp_buf_puts(b, ",\"beacons\":[");
+	for (size_t i = 0; i < nb; i++) {
+		vp_status_beacon_view_at(lc, vp_scheduler_config(sched), i, &v);
+		if (i > 0)
+			vp_buf_puts(b, ",");
+		put(b, vp_status_beacon_json(&v));
+	}
+	vp_buf_puts(b, "]");
 }
 
 int vp_status_json(struct vp_status *s, struct vp_buf *b)
@@ -202,6 +234,7 @@ int vp_status_json(struct vp_status *s, struct vp_buf *b)
 	put(b, head_json(s, sched, now));
 	if (b->err == 0)
 		b->data[--b->len] = '\0';   /* reopen the object: the targets follow */
+	checks_json(s, sched, b, now);
 	vp_buf_puts(b, ",\"targets\":[");
 	for (; shown < n && b->len + VP_STATUS_ROW_RESERVE < b->max; shown++) {
 		vp_status_view_of(vp_scheduler_target(sched, order[shown]), now, &v);

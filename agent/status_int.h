@@ -5,6 +5,7 @@
 #define VP_STATUS_INT_H
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -121,6 +122,51 @@ size_t *vp_status_order(struct vp_scheduler *s);
 void vp_status_counts(struct vp_scheduler *s, size_t counts[VP_VERDICT_MAX + 1]);
 
 int64_t vp_status_realtime_ms(void);
+
+/* ---- listener checks and beacons (status_checks.c, issue 3) ---- */
+
+/* Arrivals of one beacon shown on the page and in /api/v1/status, newest
+ * first; the beacon keeps VP_BEACON_ARRIVALS_MAX. Here rather than in
+ * agent/limits.h, which another module owns: it bounds only this view. */
+#define VP_STATUS_ARRIVALS_SHOWN 20
+
+/* One configured beacon as the page shows it: a copy of its counters and
+ * pointers to its newest arrivals, valid until the next loop turn. */
+struct vp_status_beacon_view {
+	char listen[VP_NAME_MAX];             /* "0.0.0.0:18080" */
+	bool running;                         /* false: it could not start (see the log) */
+	char expect[VP_DETAIL_MAX];           /* expect_from as written, "" when none */
+	struct vp_beacon_stats stats;         /* zero when not running */
+	size_t n_shown;
+	const struct vp_beacon_arrival *shown[VP_STATUS_ARRIVALS_SHOWN]; /* borrowed, newest first */
+};
+
+/* The view of beacon 'b' (NULL: configured as 'listen' but not running). */
+void vp_status_beacon_view_of(const struct vp_beacon_server *b, const char *listen,
+                              struct vp_status_beacon_view *v);
+
+/* "failing", "pending", "ok": a listener result's state, as a target's. */
+const char *vp_status_listen_state(const struct vp_listen_result *r);
+
+/* The page's listener table of results r[0..n) and one beacon's section.
+ * Every string is HTML-escaped. */
+void vp_status_listen_html(struct vp_buf *b, const struct vp_listen_result *r, size_t n,
+                           int64_t now_ms);
+void vp_status_beacon_html(struct vp_buf *b, const struct vp_status_beacon_view *v);
+
+/* The same as JSON (new references; NULL when out of memory). */
+json_t *vp_status_listen_json(const struct vp_listen_result *r, size_t n, int64_t now_ms);
+json_t *vp_status_beacon_json(const struct vp_status_beacon_view *v);
+
+/* The beacons of 'lc' (NULL: none) with the configured listen addresses of
+ * 'cfg' for those not running, one at a time: for i in 0..n. */
+size_t vp_status_beacon_count(const struct vp_listen_checks *lc);
+void vp_status_beacon_view_at(const struct vp_listen_checks *lc, const struct vp_config *cfg,
+                              size_t i, struct vp_status_beacon_view *v);
+
+/* "instance diag-vm-1 \u00b7 zone europe-west1-b \u00b7 ...": what is known of
+ * where the agent runs, "" when nothing is (or 'in' is NULL). */
+void vp_status_where_text(const struct vp_instance *in, char *buf, size_t len);
 
 /* ---- the bodies ---- */
 

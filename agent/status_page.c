@@ -115,7 +115,7 @@ static void header_html(struct vp_status *s, struct vp_scheduler *sched, struct 
 {
 	const struct vp_config *cfg = vp_scheduler_config(sched);
 	struct vp_status_delivery d;
-	char up[48], when[40], text[VP_DETAIL_MAX + 96];
+	char up[48], when[40], text[VP_DETAIL_MAX + 96], where[4 * (VP_METADATA_VALUE_MAX + 16)];
 	struct timespec ts = { .tv_sec = now / 1000, .tv_nsec = (now % 1000) * 1000000 };
 	size_t failing;
 
@@ -130,6 +130,11 @@ static void header_html(struct vp_status *s, struct vp_scheduler *sched, struct 
 	vp_buf_printf(b, "<div class=\"meta\">up <span id=\"uptime\">%s</span> \u00b7 %zu targets "
 	              "\u00b7 as of <span id=\"now\">%s</span> \u00b7 refreshes every %d s</div>\n",
 	              up, vp_scheduler_count(sched), when, VP_STATUS_REFRESH_S);
+	vp_status_where_text(s->src.instance ? s->src.instance(s->src.arg) : NULL, where,
+	                     sizeof(where));
+	vp_buf_printf(b, "<div class=\"where\" id=\"where\"%s>", where[0] ? "" : " hidden");
+	vp_buf_html(b, where);
+	vp_buf_puts(b, "</div>\n");
 	vp_buf_puts(b, "<div class=\"delivery\">delivery: <span id=\"delivery\">");
 	vp_buf_html(b, text);
 	vp_buf_puts(b, "</span></div>\n</header>\n<div class=\"stale\" id=\"stale\" hidden></div>\n");
@@ -148,6 +153,26 @@ static void page_title(struct vp_scheduler *sched, const char *agent, char *buf,
 		snprintf(buf, len, "\u2713 all ok \u00b7 vpcprobe %s", agent);
 }
 
+/* The listener checks and the beacons of issue 3, when configured. */
+static void checks_html(struct vp_status *s, struct vp_scheduler *sched, struct vp_buf *b,
+                        int64_t now)
+{
+	const struct vp_listen_checks *lc = s->src.checks ? s->src.checks(s->src.arg) : NULL;
+	size_t nl = vp_listen_checks_count(lc), nb = vp_status_beacon_count(lc);
+	struct vp_status_beacon_view v;
+
+	if (nl > 0)
+		vp_status_listen_html(b, vp_listen_checks_result(lc, 0), nl, now);
+	if (nb == 0)
+		return;
+	vp_buf_puts(b, "<section id=\"beacons\">\n<h2>Beacon arrivals</h2>\n");
+	for (size_t i = 0; i < nb; i++) {
+		vp_status_beacon_view_at(lc, vp_scheduler_config(sched), i, &v);
+		vp_status_beacon_html(b, &v);
+	}
+	vp_buf_puts(b, "</section>\n");
+}
+
 int vp_status_page(struct vp_status *s, struct vp_buf *b)
 {
 	struct vp_scheduler *sched = s->src.scheduler(s->src.arg);
@@ -156,21 +181,34 @@ int vp_status_page(struct vp_status *s, struct vp_buf *b)
 	int64_t now = vp_status_realtime_ms();
 	char title[VP_NAME_MAX + 64];
 	struct vp_status_view v;
+	struct vp_buf checks;
 
 	if (n > 0 && order == NULL)
 		return b->err = -ENOMEM;
 	page_title(sched, vp_scheduler_config(sched)->agent_name, title, sizeof(title));
 	page_head(b, title, true);
 	header_html(s, sched, b, now);
+	/* The checks come after the targets but are built first, so that the
+	 * rows leave room for them. */
+	vp_buf_init(&checks, VP_STATUS_BODY_MAX / 4);
+	checks_html(s, sched, &checks, now);
+	if (checks.err != 0) {
+		vp_buf_done(&checks);
+		vp_buf_init(&checks, 256);
+		vp_buf_puts(&checks, "<p class=\"sub\" id=\"checks-omitted\">The listener checks and beacons are not shown: "
+		            "they would pass the page's size limit. /api/v1/status has them.</p>\n");
+	}
 	vp_buf_puts(b, "<main id=\"targets\">\n");
 	/* Past the size limit the rest of the rows are left out, and said so. */
-	for (; shown < n && b->len + VP_STATUS_ROW_RESERVE < b->max; shown++) {
+	for (; shown < n && b->len + checks.len + VP_STATUS_ROW_RESERVE < b->max; shown++) {
 		vp_status_view_of(vp_scheduler_target(sched, order[shown]), now, &v);
 		row_html(b, &v);
 	}
 	if (n == 0)
 		vp_buf_puts(b, "<p>No targets in the configuration.</p>\n");
 	vp_buf_puts(b, "</main>\n");
+	vp_buf_add(b, checks.data ? checks.data : "", checks.len);
+	vp_buf_done(&checks);
 	if (shown < n)
 		vp_buf_printf(b, "<p class=\"sub\" id=\"omitted\">%zu more targets are not shown: the "
 		              "page would pass its size limit. /api/v1/status and /metrics have them "

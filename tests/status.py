@@ -18,12 +18,14 @@ thresholds. Traffic goes only to 127.0.0.0/8. TAP output."""
 
 import base64
 import http.client
+import http.server
 import json
 import os
 import resource
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -419,6 +421,217 @@ def check_clean_log(agent):
     check(not bad, "no sanitizer report from the agent: %r" % bad[:3])
 
 
+HOSTILE_COMM = "<i>srv&x"          # a process name that is markup; no '/' in a file name
+HOSTILE_INSTANCE = "diag-<b>vm</b>"
+
+
+class Metadata:
+    """A Compute Engine metadata server of our own on loopback, whose
+    instance name holds markup (the page must escape what it is told)."""
+
+    ANSWERS = {"/computeMetadata/v1/instance/name": HOSTILE_INSTANCE,
+               "/computeMetadata/v1/instance/zone": "projects/123456/zones/europe-west1-b",
+               "/computeMetadata/v1/project/project-id": "orders-prod",
+               "/computeMetadata/v1/instance/network-interfaces/0/network":
+                   "projects/123456/networks/shared-vpc"}
+
+    def __init__(self):
+        meta = self
+        self.flavors = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt, *args):
+                pass
+
+            def do_GET(self):
+                meta.flavors.append(self.headers.get("Metadata-Flavor"))
+                code, body = 404, "not found"
+                if self.path in meta.ANSWERS:
+                    code, body = 200, meta.ANSWERS[self.path]
+                data = body.encode()
+                self.send_response(code)
+                self.send_header("Metadata-Flavor", "Google")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+class TlsRedis(threading.Thread):
+    """rediss:// on loopback: TLS with a self-signed certificate valid for
+    30 days (its own CA), then +PONG to whatever comes."""
+
+    def __init__(self, cert, key):
+        super().__init__(daemon=True)
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                c.settimeout(5)
+                with self.ctx.wrap_socket(c, server_side=True) as t:
+                    t.recv(4096)
+                    t.sendall(b"+PONG\r\n")
+            except (OSError, ssl.SSLError):
+                c.close()
+
+
+def make_cert(work):
+    """A self-signed certificate for 127.0.0.1, valid 30 days; None without openssl."""
+    cert, key = os.path.join(work, "tls.pem"), os.path.join(work, "tls.key")
+    if shutil.which("openssl") is None:
+        return None
+    p = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "30", "-subj", "/CN=localhost",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], capture_output=True)
+    return (cert, key) if p.returncode == 0 else None
+
+
+def hostile_owner(work):
+    """A process named HOSTILE_COMM (its executable's file name) that listens
+    on 127.0.0.1 only: the listener check's owner column must escape it."""
+    exe = os.path.join(work, HOSTILE_COMM)
+    os.symlink(sys.executable, exe)
+    code = ("import socket,sys\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen(8)\n"
+            "print(s.getsockname()[1],flush=True)\nsys.stdin.read()\n")
+    proc = subprocess.Popen([exe, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    port = int(proc.stdout.readline())
+    return proc, port
+
+
+def beacon_get(port, source):
+    status, _, body = request(port, "/from-" + source, source=source)
+    return status, body
+
+
+def test_checks(work):
+    """Listener checks, a beacon, the instance and a certificate's expiry
+    on the page, in /api/v1/status and in /metrics."""
+    meta = Metadata()
+    owner, owner_port = hostile_owner(work)
+    closed_port = free_port()
+    beacon_port = free_port()
+    certs = make_cert(work)
+    tls = TlsRedis(*certs) if certs else None
+    if tls:
+        tls.start()
+    port = free_port()
+    targets = [{"name": "owner", "url": "tcp://127.0.0.1:%d" % owner_port}]
+    if tls:
+        targets.append({"name": "tls-cache", "url": "rediss://127.0.0.1:%d" % tls.port,
+                        "ca_file": certs[0]})
+    cfg = {"agent": {"name": "checks-test", "status_listen": "127.0.0.1:%d" % port,
+                     "metadata_url": meta.url},
+           "defaults": {"interval_s": 1, "timeout_ms": 900},
+           "targets": targets,
+           "listeners": [{"port": owner_port}, {"port": closed_port}],
+           "beacons": [{"listen": "127.0.0.1:%d" % beacon_port, "expect_from": ["127.0.0.0/30"]}]}
+    agent = Agent(work, cfg, "checks")
+    try:
+        check(agent.wait_ready(), "checks: READY=1")
+        # The beacon listens before READY=1: one arrival from inside
+        # expect_from (127.0.0.1) and one from outside (127.0.0.9).
+        inside = beacon_get(beacon_port, "127.0.0.1")
+        outside = beacon_get(beacon_port, "127.0.0.9")
+        check(inside[0] == 200 and outside[0] == 200 and b"vpcprobe beacon on checks-test" in inside[1],
+              "the beacon answers both sources 200: %r %r" % (inside, outside))
+
+        def doc_when(pred):
+            def get():
+                st, _, body = request(port, "/api/v1/status")
+                d = json.loads(body) if st == 200 else None
+                return d if d and pred(d) else None
+            return wait_for(get)
+
+        doc = doc_when(lambda d: all(x["runs"] > 0 for x in d["listeners"])
+                       and d["beacons"][0]["counts"]["arrivals"] >= 2
+                       and (d["agent"]["instance"] or {}).get("network"))
+        check(doc is not None, "/api/v1/status has the listener results, the arrivals and the instance")
+        if doc is None:
+            return
+        inst = doc["agent"]["instance"]
+        check(inst == {"name": HOSTILE_INSTANCE, "zone": "europe-west1-b", "project": "orders-prod",
+                       "network": "shared-vpc"}, "agent.instance from the metadata server: %r" % inst)
+        check(meta.flavors and all(f == "Google" for f in meta.flavors),
+              "the metadata requests carry Metadata-Flavor: Google")
+        lo, closed = doc["listeners"]
+        check(lo["port"] == owner_port and lo["scope"] == "loopback_only" and lo["verdict"] == "localhost_only"
+              and lo["reason"] == "loopback_bind" and lo["state"] == "failing" and lo["addresses"] == ["127.0.0.1"],
+              "the loopback-bound port: loopback_only, localhost_only: %r" % lo)
+        check(lo["pid"] == owner.pid and lo["process"] == HOSTILE_COMM and lo["queue"]["max"] == 8,
+              "its owner (pid, name) and its queue's maximum: %r %r %r" % (lo["pid"], lo["process"], lo["queue"]))
+        check(closed["port"] == closed_port and closed["reason"] == "not_listening" and closed["verdict"] == "refused"
+              and closed["addresses"] == [] and closed["pid"] is None,
+              "the closed port: not_listening, refused: %r" % closed)
+        b = doc["beacons"][0]
+        recent = {a["source"]: a for a in b["recent"]}
+        check(b["listen"] == "127.0.0.1:%d" % beacon_port and b["running"] and b["expect_from"] == ["127.0.0.0/30"]
+              and b["counts"]["inside"] >= 1 and b["counts"]["outside"] >= 1,
+              "the beacon: listen, expect_from, counts: %r" % {k: b[k] for k in ("listen", "counts")})
+        check(recent.get("127.0.0.1", {}).get("match") == "inside"
+              and recent.get("127.0.0.1", {}).get("network") == "127.0.0.0/30"
+              and recent.get("127.0.0.9", {}).get("match") == "outside"
+              and recent.get("127.0.0.9", {}).get("network") is None,
+              "its recent arrivals: source, inside/outside expect_from: %r" % b["recent"])
+        _, _, page = request(port, "/")
+        text = page.decode()
+        check('<section id="listeners">' in text and 'data-port="%d"' % owner_port in text
+              and 'data-port="%d"' % closed_port in text, "the page has the listener table, one row per port")
+        check("<td class=\"owner\">%d &lt;i&gt;srv&amp;x</td>" % owner.pid in text and "<i>srv" not in text,
+              "the owner's name shows escaped")
+        check('<td class="scope">loopback_only</td><td class="addresses">127.0.0.1</td>' in text,
+              "the row shows scope and addresses")
+        check('data-listen="127.0.0.1:%d"' % beacon_port in text and
+              '<td class="source">127.0.0.9:' in text and '<td class="match">outside</td>' in text and
+              '<td class="match">inside</td>' in text, "the page has the beacon's arrivals, inside and outside")
+        check("instance diag-&lt;b&gt;vm&lt;/b&gt; \u00b7 zone europe-west1-b \u00b7 project orders-prod "
+              "\u00b7 network shared-vpc" in text and "<b>vm" not in text,
+              "the header names instance, zone, project and network, escaped")
+        if tls is None:
+            skip("vpcprobe_tls_cert_expiry_seconds for the rediss target", "no openssl to make a certificate")
+        else:
+            t = wait_for(lambda: (lambda x: x if x and x["runs"] > 0 else None)(target_state(port, "tls-cache")))
+            check(t and t["verdict"] == "ok", "the rediss target is ok: %r" % (t and t["detail"]))
+            # Built at most once a second: ask until the run shows.
+            series = 'vpcprobe_tls_cert_expiry_seconds{target="tls-cache",address="127.0.0.1",port="%d"} ' % tls.port
+            body = wait_for(lambda: (lambda b: b if series in b else None)(request(port, "/metrics")[2].decode()))
+            value = int(body.split(series)[1].split()[0]) if body else None
+            check(value in (29 * 86400, 30 * 86400),
+                  "vpcprobe_tls_cert_expiry_seconds: the 30-day certificate in whole days (%r)" % value)
+            check(body and 'vpcprobe_tls_cert_expiry_seconds{target="owner"' not in body,
+                  "no expiry series for a target without TLS")
+            promtool = shutil.which("promtool")
+            if promtool and body:
+                p = subprocess.run([promtool, "check", "metrics"], input=body.encode(), capture_output=True)
+                check(p.returncode == 0 and not p.stdout.strip() and not p.stderr.strip(),
+                      "promtool check metrics is clean with the expiry series: %r" % p.stderr[:300])
+    finally:
+        rc = agent.stop()
+        owner.stdin.close()
+        owner.wait()
+        meta.server.shutdown()
+        if tls:
+            tls.sock.close()
+    check(rc == 0, "checks: the agent exits 0 on SIGTERM (got %r)" % rc)
+    check_clean_log(agent)
+
+
 def test_token(work):
     port = free_port()
     token = "tok-" + base64.b32encode(os.urandom(10)).decode().lower()
@@ -476,6 +689,7 @@ def main():
     try:
         test_refusal(work)
         test_main_agent(work)
+        test_checks(work)
         test_token(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -545,11 +545,17 @@ struct fixture {
 	struct vp_scheduler *sched;
 	struct vp_status s;
 	struct vp_buf b;
+	struct vp_instance inst;
 };
 
 static struct vp_scheduler *fixture_sched(void *arg)
 {
 	return ((struct fixture *)arg)->sched;
+}
+
+static const struct vp_instance *fixture_instance(void *arg)
+{
+	return &((struct fixture *)arg)->inst;
 }
 
 /* One finished run of target 'i': 'verdict' since 'changed_ago_ms'. */
@@ -595,7 +601,12 @@ static void fixture_up(struct fixture *f)
 	f->sched = vp_scheduler_new(&f->loop, f->cfg, NULL, NULL);
 	ck_assert_ptr_nonnull(f->sched);
 	f->s.src.scheduler = fixture_sched;
+	f->s.src.instance = fixture_instance;
 	f->s.src.arg = f;
+	/* As the metadata server may answer: the project is not known. */
+	snprintf(f->inst.name, sizeof(f->inst.name), "diag-<vm>");
+	snprintf(f->inst.zone, sizeof(f->inst.zone), "europe-west1-b");
+	snprintf(f->inst.network, sizeof(f->inst.network), "default");
 	f->s.started_ms = vp_status_realtime_ms() - 3 * 3600 * 1000;
 	f->s.metrics = vp_metrics_new();
 	ck_assert_ptr_nonnull(f->s.metrics);
@@ -673,6 +684,11 @@ START_TEST(test_page)
 	after(p, "<span class=\"cnt good\">1 ok</span>");
 	after(p, "up <span id=\"uptime\">3 h</span>");
 	after(p, "<span id=\"delivery\">no collector</span>");
+	after(p, "<div class=\"where\" id=\"where\">instance diag-&lt;vm&gt; \xc2\xb7 zone "
+	      "europe-west1-b \xc2\xb7 network default</div>");
+	/* No listener checks nor beacons configured: no section for them. */
+	ck_assert_ptr_null(strstr(p, "id=\"listeners\""));
+	ck_assert_ptr_null(strstr(p, "id=\"beacons\""));
 	after(p, "<title>\xe2\x9c\x95 3 failing \xc2\xb7 vpcprobe diag &lt;vm&gt;</title>");
 	/* Failing first (config order), then pending, then ok. */
 	ck_assert_lt(after(p, "data-name=\"orders-db\""), after(p, "data-name=\"&lt;img"));
@@ -734,6 +750,12 @@ START_TEST(test_json)
 	ck_assert_msg(doc != NULL, "%s: %s", jerr.text, f.b.data);
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(doc, "agent"), "name")),
 	                 "diag <vm>");
+	t = json_object_get(json_object_get(doc, "agent"), "instance");
+	ck_assert_str_eq(json_string_value(json_object_get(t, "name")), "diag-<vm>");
+	ck_assert_str_eq(json_string_value(json_object_get(t, "zone")), "europe-west1-b");
+	ck_assert(json_is_null(json_object_get(t, "project")));
+	ck_assert_uint_eq(json_array_size(json_object_get(doc, "listeners")), 0);
+	ck_assert_uint_eq(json_array_size(json_object_get(doc, "beacons")), 0);
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(doc, "counts"), "timeout")), 1);
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(doc, "counts"), "pending")), 1);
 	ck_assert(json_is_false(json_object_get(doc, "ready")));
@@ -768,6 +790,13 @@ START_TEST(test_metrics)
 	fixture_up(&f);
 	/* A second run of orders-db: counters add up, gauges show the last. */
 	set_run(&f, 1, VP_VERDICT_OK, "TCP handshake done", "", 0);
+	/* TLS: cache's certificate has 30 days left, orders-db's expired 2 days
+	 * ago; the first target asked for no TLS, so its zeroed days show no
+	 * series. */
+	vp_scheduler_target(f.sched, 4)->last[0].tls.asked = true;
+	vp_scheduler_target(f.sched, 4)->last[0].cert_days_left = 30;
+	vp_scheduler_target(f.sched, 1)->last[0].tls.asked = true;
+	vp_scheduler_target(f.sched, 1)->last[0].cert_days_left = -2;
 	ck_assert_int_eq(vp_metrics_render(f.s.metrics, f.sched, &x, &f.b), 0);
 	p = f.b.data;
 	after(p, "# HELP vpcprobe_probe_success ");
@@ -792,9 +821,232 @@ START_TEST(test_metrics)
 	after(p, "vpcprobe_reports_spooled_bytes 42\n");
 	after(p, "# TYPE vpcprobe_reports_dropped_total counter\nvpcprobe_reports_dropped_total 0\n");
 	after(p, "vpcprobe_build_info{version=\"");
-	ck_assert_uint_eq(count(p, "# HELP "), 7);
-	ck_assert_uint_eq(count(p, "# TYPE "), 7);
+	after(p, "# TYPE vpcprobe_tls_cert_expiry_seconds gauge\n");
+	after(p, "vpcprobe_tls_cert_expiry_seconds{target=\"cache\",address=\"127.0.0.1\","
+	      "port=\"6379\"} 2592000\n");
+	after(p, "vpcprobe_tls_cert_expiry_seconds{target=\"orders-db\",address=\"10.20.0.3\","
+	      "port=\"5432\"} -172800\n");
+	ck_assert_uint_eq(count(p, "vpcprobe_tls_cert_expiry_seconds{"), 2);
+	ck_assert_uint_eq(count(p, "# HELP "), 8);
+	ck_assert_uint_eq(count(p, "# TYPE "), 8);
 	fixture_down(&f);
+}
+END_TEST
+
+/* ---- listener checks and beacons ---- */
+
+#define XSS_PROC "<script>x</script>"
+
+/* Port 8080 bound to loopback by a hostile process name, 5432 on every
+ * interface with a full queue, 6379 not read yet. */
+static void listen_results(struct vp_listen_result r[3])
+{
+	memset(r, 0, 3 * sizeof(*r));
+	r[0].port = 8080;
+	r[0].runs = 4;
+	r[0].scope = VP_SCOPE_LOOPBACK_ONLY;
+	r[0].verdict = VP_VERDICT_LOCALHOST_ONLY;
+	r[0].reason = "loopback_bind";
+	snprintf(r[0].addresses, sizeof(r[0].addresses), "127.0.0.1, ::1");
+	r[0].pid = 4242;
+	snprintf(r[0].process, sizeof(r[0].process), XSS_PROC);
+	r[0].queue_cur = 0;
+	r[0].queue_max = 128;
+	r[0].queue_max_known = true;
+	r[0].source = "netlink";
+	snprintf(r[0].detail, sizeof(r[0].detail), "port 8080 listens on 127.0.0.1, ::1 only "
+	         "(pid 4242 " XSS_PROC ")");
+	snprintf(r[0].hint, sizeof(r[0].hint), "Bind it to 0.0.0.0 <now>.");
+	r[0].wall.tv_sec = NOW / 1000 - 5;
+	r[0].changed_ms = NOW - 3 * MIN_MS;
+	r[1].port = 5432;
+	r[1].runs = 4;
+	r[1].scope = VP_SCOPE_ALL_INTERFACES;
+	r[1].verdict = VP_VERDICT_OK;
+	r[1].reason = "all_interfaces";
+	r[1].finding = "listen queue overflowing";
+	snprintf(r[1].addresses, sizeof(r[1].addresses), "0.0.0.0");
+	r[1].queue_cur = 129;
+	r[1].queue_max = 128;
+	r[1].queue_max_known = true;
+	r[1].source = "proc";
+	r[1].changed_ms = NOW - 40 * 1000;
+	r[2].port = 6379;
+}
+
+/* A beacon expecting 198.18.5.0/28 with two arrivals, one of them from
+ * outside; the second view is a beacon that could not start. */
+static void beacon_views(struct vp_beacon_arrival a[2], struct vp_status_beacon_view v[2])
+{
+	memset(a, 0, 2 * sizeof(*a));
+	memset(v, 0, 2 * sizeof(*v));
+	a[0].seq = 1;
+	a[0].wall.tv_sec = NOW / 1000 - 60;
+	a[0].family = AF_INET;
+	snprintf(a[0].source, sizeof(a[0].source), "198.18.5.10");
+	a[0].source_port = 40000;
+	a[0].match = VP_BEACON_INSIDE;
+	snprintf(a[0].cidr, sizeof(a[0].cidr), "198.18.5.0/28");
+	a[1].seq = 2;
+	a[1].wall.tv_sec = NOW / 1000 - 30;
+	a[1].family = AF_INET6;
+	snprintf(a[1].source, sizeof(a[1].source), "fd00:198:18::9");
+	a[1].source_port = 40001;
+	a[1].match = VP_BEACON_OUTSIDE;
+	a[1].over_cap = true;
+	snprintf(v[0].listen, sizeof(v[0].listen), "0.0.0.0:18080");
+	v[0].running = true;
+	snprintf(v[0].expect, sizeof(v[0].expect), "198.18.5.0/28, fd00:198:18:5::/64");
+	v[0].stats.arrivals = 2;
+	v[0].stats.inside = 1;
+	v[0].stats.outside = 1;
+	v[0].stats.answered = 1;
+	v[0].stats.over_cap = 1;
+	v[0].n_shown = 2;
+	v[0].shown[0] = &a[1];   /* newest first */
+	v[0].shown[1] = &a[0];
+	snprintf(v[1].listen, sizeof(v[1].listen), "127.0.0.1:<1>");
+}
+
+START_TEST(test_checks_html)
+{
+	struct vp_listen_result r[3];
+	struct vp_beacon_arrival a[2];
+	struct vp_status_beacon_view v[2];
+	struct vp_buf b;
+	const char *p;
+
+	listen_results(r);
+	beacon_views(a, v);
+	vp_buf_init(&b, VP_STATUS_BODY_MAX);
+	vp_status_listen_html(&b, r, 3, NOW);
+	vp_status_beacon_html(&b, &v[0]);
+	vp_status_beacon_html(&b, &v[1]);
+	ck_assert_int_eq(b.err, 0);
+	p = b.data;
+	ck_assert_ptr_null(strstr(p, "<script"));
+	ck_assert_ptr_null(strstr(p, "<now>"));
+	ck_assert_ptr_null(strstr(p, "<1>"));
+	/* One row per port, in order, with every column. */
+	ck_assert_lt(after(p, "data-port=\"8080\""), after(p, "data-port=\"5432\""));
+	ck_assert_lt(after(p, "data-port=\"5432\""), after(p, "data-port=\"6379\""));
+	after(p, "<tr class=\"failing\" data-port=\"8080\"><td class=\"port\">8080</td>");
+	after(p, "<span class=\"bt\">LOCALHOST ONLY</span></span> <span class=\"reason\">"
+	      "loopback_bind</span>");
+	after(p, "<td class=\"scope\">loopback_only</td><td class=\"addresses\">127.0.0.1, ::1</td>"
+	      "<td class=\"owner\">4242 &lt;script&gt;x&lt;/script&gt;</td><td class=\"queue\">0 / "
+	      "128</td>");
+	after(p, "<td class=\"since\">failing for 3 min</td>");
+	after(p, "<div class=\"hint\">Bind it to 0.0.0.0 &lt;now&gt;.</div>");
+	/* A full queue fails an all_interfaces port; its row names the finding. */
+	after(p, "<tr class=\"failing\" data-port=\"5432\">");
+	after(p, "<td class=\"queue\">129 / 128</td><td class=\"finding\">listen queue "
+	      "overflowing</td><td class=\"since\">failing for 40 s</td>");
+	after(p, "<tr class=\"pending\" data-port=\"6379\">");
+	after(p, "<span class=\"bt\">PENDING</span>");
+	after(p, "<td class=\"since\">not read yet</td>");
+	/* The beacon: listen, expect_from, counts, arrivals newest first. */
+	after(p, "<section class=\"beacon\" data-listen=\"0.0.0.0:18080\">");
+	after(p, "expect_from 198.18.5.0/28, fd00:198:18:5::/64");
+	after(p, "2 arrived: 1 inside expect_from, 1 outside \xc2\xb7 1 answered, 0 bad requests, "
+	      "0 timed out, 1 closed over the connection cap");
+	ck_assert_lt(after(p, "[fd00:198:18::9]:40001"), after(p, "198.18.5.10:40000"));
+	after(p, "<tr class=\"outside\"><td>2</td><td class=\"time\">");
+	after(p, "<td class=\"match\">outside</td><td class=\"network\">-</td>"
+	      "<td class=\"note\">closed at once: over the connection cap</td>");
+	after(p, "<td class=\"match\">inside</td><td class=\"network\">198.18.5.0/28</td>");
+	/* The beacon that could not start says so, its address escaped. */
+	after(p, "data-listen=\"127.0.0.1:&lt;1&gt;\"");
+	after(p, "<p class=\"bcounts bad\">not running: it could not start");
+	after(p, "no expect_from: sources are not checked");
+	vp_buf_done(&b);
+}
+END_TEST
+
+START_TEST(test_checks_json)
+{
+	struct vp_listen_result r[3];
+	struct vp_beacon_arrival a[2];
+	struct vp_status_beacon_view v[2];
+	json_t *l, *x, *bj;
+
+	listen_results(r);
+	beacon_views(a, v);
+	l = vp_status_listen_json(r, 3, NOW);
+	ck_assert_ptr_nonnull(l);
+	ck_assert_uint_eq(json_array_size(l), 3);
+	x = json_array_get(l, 0);
+	ck_assert_int_eq(json_integer_value(json_object_get(x, "port")), 8080);
+	ck_assert_str_eq(json_string_value(json_object_get(x, "state")), "failing");
+	ck_assert_str_eq(json_string_value(json_object_get(x, "verdict")), "localhost_only");
+	ck_assert_str_eq(json_string_value(json_object_get(x, "scope")), "loopback_only");
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(x, "addresses"), 1)), "::1");
+	ck_assert_str_eq(json_string_value(json_object_get(x, "process")), XSS_PROC);
+	ck_assert_int_eq(json_integer_value(json_object_get(x, "pid")), 4242);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(x, "queue"), "max")), 128);
+	ck_assert_str_eq(json_string_value(json_object_get(x, "since_text")), "failing for 3 min");
+	ck_assert(json_is_null(json_object_get(x, "finding")));
+	x = json_array_get(l, 1);
+	ck_assert_str_eq(json_string_value(json_object_get(x, "finding")), "listen queue overflowing");
+	ck_assert(json_is_null(json_object_get(x, "pid")));
+	x = json_array_get(l, 2);
+	ck_assert_str_eq(json_string_value(json_object_get(x, "state")), "pending");
+	ck_assert(json_is_null(json_object_get(x, "verdict")));
+	ck_assert(json_is_null(json_object_get(json_object_get(x, "queue"), "current")));
+	ck_assert_uint_eq(json_array_size(json_object_get(x, "addresses")), 0);
+	json_decref(l);
+
+	bj = vp_status_beacon_json(&v[0]);
+	ck_assert_ptr_nonnull(bj);
+	ck_assert_str_eq(json_string_value(json_object_get(bj, "listen")), "0.0.0.0:18080");
+	ck_assert(json_is_true(json_object_get(bj, "running")));
+	ck_assert_str_eq(json_string_value(json_array_get(json_object_get(bj, "expect_from"), 1)),
+	                 "fd00:198:18:5::/64");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(bj, "counts"), "outside")), 1);
+	x = json_object_get(bj, "recent");
+	ck_assert_uint_eq(json_array_size(x), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(x, 0), "source")),
+	                 "fd00:198:18::9");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(x, 0), "match")), "outside");
+	ck_assert(json_is_null(json_object_get(json_array_get(x, 0), "network")));
+	ck_assert(json_is_true(json_object_get(json_array_get(x, 0), "over_cap")));
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(x, 1), "network")),
+	                 "198.18.5.0/28");
+	json_decref(bj);
+	bj = vp_status_beacon_json(&v[1]);
+	ck_assert(json_is_false(json_object_get(bj, "running")));
+	ck_assert_uint_eq(json_array_size(json_object_get(bj, "expect_from")), 0);
+	json_decref(bj);
+}
+END_TEST
+
+struct where_case {
+	const char *name, *zone, *project, *network;
+	const char *want;
+};
+
+static const struct where_case where_cases[] = {
+	{ "", "", "", "", "" },
+	{ "vm-1", "", "", "", "instance vm-1" },
+	{ "", "us-central1-a", "", "vpc", "zone us-central1-a \xc2\xb7 network vpc" },
+	{ "vm-1", "z", "p", "n", "instance vm-1 \xc2\xb7 zone z \xc2\xb7 project p \xc2\xb7 network n" },
+};
+
+START_TEST(test_where)
+{
+	const struct where_case *c = &where_cases[_i];
+	struct vp_instance in;
+	char buf[4 * (VP_METADATA_VALUE_MAX + 16)];
+
+	memset(&in, 0, sizeof(in));
+	snprintf(in.name, sizeof(in.name), "%s", c->name);
+	snprintf(in.zone, sizeof(in.zone), "%s", c->zone);
+	snprintf(in.project, sizeof(in.project), "%s", c->project);
+	snprintf(in.network, sizeof(in.network), "%s", c->network);
+	vp_status_where_text(&in, buf, sizeof(buf));
+	ck_assert_str_eq(buf, c->want);
+	vp_status_where_text(NULL, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "");
 }
 END_TEST
 
@@ -822,6 +1074,9 @@ static Suite *status_suite(void)
 	tcase_add_test(render, test_target_page);
 	tcase_add_test(render, test_json);
 	tcase_add_test(render, test_metrics);
+	tcase_add_test(render, test_checks_html);
+	tcase_add_test(render, test_checks_json);
+	tcase_add_loop_test(render, test_where, 0, N_ELEMS(where_cases));
 	suite_add_tcase(s, text);
 	suite_add_tcase(s, http);
 	suite_add_tcase(s, render);

@@ -184,13 +184,16 @@ static json_t *address_list(const char *text)
 json_t *vp_listen_result_record(const char *agent, const struct vp_listen_result *r)
 {
 	bool listening = r->addresses[0] != '\0';
-	char when[40];
+	char when[40], target[32];
 
 	if (r->runs == 0)
 		return NULL;
 	vp_format_time(&r->wall, when, sizeof(when));
-	return json_pack("{s:s,s:s,s:s,s:i,s:s,s:s,s:s,s:o,s:o,s:o,s:{s:o,s:o},s:s?,s:s?,s:s,s:s}",
-	                 "time", when, "agent", agent, "kind", "listener", "port", (int)r->port,
+	snprintf(target, sizeof(target), "listener:%u", (unsigned)r->port);
+	return json_pack("{s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:s,s:o,s:o,s:o,s:{s:o,s:o},s:s?,s:s?,s:s,"
+	                 "s:s}",
+	                 "time", when, "agent", agent, "target", target, "kind", "listener",
+	                 "port", (int)r->port,
 	                 "verdict", vp_verdict_name(r->verdict), "reason", r->reason,
 	                 "scope", vp_listen_scope_name(r->scope),
 	                 "addresses", address_list(r->addresses),
@@ -213,12 +216,14 @@ static const char *arrival_reason(const struct vp_beacon_arrival *a)
 json_t *vp_beacon_arrival_record(const char *agent, const char *listen, const char *expect,
                                  const struct vp_beacon_arrival *a)
 {
-	char when[40], detail[VP_DETAIL_MAX], hint[VP_HINT_MAX];
+	char when[40], detail[VP_DETAIL_MAX], hint[VP_HINT_MAX], target[VP_NAME_MAX + 8];
 
 	vp_format_time(&a->wall, when, sizeof(when));
 	vp_beacon_explain(a, listen, expect, detail, sizeof(detail), hint, sizeof(hint));
-	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:o,s:s?,s:b,s:I,s:s,s:s,s:s,s:s}",
-	                 "time", when, "agent", agent, "kind", "beacon", "listen", listen,
+	snprintf(target, sizeof(target), "beacon:%s", listen);
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:o,s:s?,s:b,s:I,s:s,s:s,s:s,s:s}",
+	                 "time", when, "agent", agent, "target", target, "kind", "beacon",
+	                 "listen", listen,
 	                 "source", a->source, "source_port", (int)a->source_port,
 	                 "expected", a->match == VP_BEACON_UNCHECKED ? json_null() :
 	                 json_boolean(a->match == VP_BEACON_INSIDE),

@@ -51,13 +51,14 @@ struct vp_listen_result {
 void vp_listen_result_of(const struct vp_listen_port *p, struct vp_listen_result *out);
 
 /* The result as a record for the collector, kind "listener" (README,
- * "Collector delivery"): time, agent, kind, port, verdict, reason, scope,
+ * "Collector delivery"): time, agent, target ("listener:PORT", so that a
+ * collector that groups by target keeps each port apart), kind, port, verdict, reason, scope,
  * addresses, owner, queue, finding, source, detail, hint. A new object;
  * NULL when out of memory or when the port was not read yet. Pure. */
 json_t *vp_listen_result_record(const char *agent, const struct vp_listen_result *r);
 
-/* A beacon's arrival as a record, kind "beacon": what `vpcprobe beacon
- * --json` prints and what `run` reports. 'listen' is the beacon's address,
+/* A beacon's arrival as a record, kind "beacon", target "beacon:LISTEN":
+ * what `vpcprobe beacon --json` prints and what `run` reports. 'listen' is the beacon's address,
  * 'expect' its expect_from as text (for the sentences). A new object; NULL
  * when out of memory. Pure. */
 json_t *vp_beacon_arrival_record(const char *agent, const char *listen, const char *expect,

@@ -643,6 +643,7 @@ START_TEST(test_arrival_record)
 	rec = vp_beacon_arrival_record("vm \"1\"", "0.0.0.0:18080", "198.18.5.0/28", &a);
 	ck_assert_ptr_nonnull(rec);
 	ck_assert_str_eq(json_string_value(json_object_get(rec, "kind")), "beacon");
+	ck_assert_str_eq(json_string_value(json_object_get(rec, "target")), "beacon:0.0.0.0:18080");
 	ck_assert_str_eq(json_string_value(json_object_get(rec, "agent")), "vm \"1\"");
 	ck_assert_str_eq(json_string_value(json_object_get(rec, "time")), "2026-11-18T11:06:40.000Z");
 	ck_assert_str_eq(json_string_value(json_object_get(rec, "listen")), "0.0.0.0:18080");
@@ -689,6 +690,7 @@ START_TEST(test_listener_record)
 	rec = vp_listen_result_record("vm", &r);
 	ck_assert_ptr_nonnull(rec);
 	ck_assert_str_eq(json_string_value(json_object_get(rec, "kind")), "listener");
+	ck_assert_str_eq(json_string_value(json_object_get(rec, "target")), "listener:8080");
 	ck_assert_int_eq(json_integer_value(json_object_get(rec, "port")), 8080);
 	ck_assert_str_eq(json_string_value(json_object_get(rec, "verdict")), "localhost_only");
 	ck_assert_str_eq(json_string_value(json_object_get(rec, "reason")), "loopback_bind");

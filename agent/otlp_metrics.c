@@ -5,9 +5,11 @@
  * integer; attributes as KeyValue with an AnyValue. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "agent/otlp_metrics.h"
 #include "agent/record.h"
@@ -162,49 +164,140 @@ void vp_otlp_metrics_observe(struct vp_otlp_metrics *m, const struct vp_sched_ta
 	}
 }
 
-/* ---- the body ---- */
+/* ---- the body ----
+ *
+ * Written as text rather than built as a jansson tree: for 1,000 targets
+ * the tree (some 75 nodes a target) took 12 MB at its peak for a body of
+ * 0.7 MB, every period. The one object of unbounded shape, the resource,
+ * still comes from jansson (vp_report_resource()). */
 
-static json_t *u64_string(uint64_t v)
+struct text {
+	char *p;                            /* owned */
+	size_t len, cap;
+	bool failed;                        /* out of memory, or over the bound */
+};
+
+static bool reserve(struct text *t, size_t n)
 {
-	char buf[24];
+	size_t cap = t->cap ? t->cap : 4096;
+	char *p;
 
-	snprintf(buf, sizeof(buf), "%" PRIu64, v);
-	return json_string(buf);
+	if (t->failed)
+		return false;
+	if (t->len + n + 1 <= t->cap)
+		return true;
+	while (cap < t->len + n + 1 && cap <= VP_REPORT_METRICS_BODY_MAX)
+		cap *= 2;
+	p = cap <= VP_REPORT_METRICS_BODY_MAX ? realloc(t->p, cap) : NULL;
+	if (!p) {
+		t->failed = true;
+		return false;
+	}
+	t->p = p;
+	t->cap = cap;
+	return true;
 }
 
-static json_t *attr_str(const char *key, const char *value)
+static void put_n(struct text *t, const char *s, size_t n)
 {
-	return json_pack("{s:s,s:{s:s}}", "key", key, "value", "stringValue", value);
+	if (!reserve(t, n))
+		return;
+	memcpy(t->p + t->len, s, n);
+	t->len += n;
+	t->p[t->len] = '\0';
 }
 
-static json_t *attr_int(const char *key, uint64_t value)
+static void put(struct text *t, const char *s)
 {
-	return json_pack("{s:s,s:{s:o}}", "key", key, "value", "intValue", u64_string(value));
+	put_n(t, s, strlen(s));
 }
 
-/* A NumberDataPoint with an integer value; 'start_ns' 0: none (a gauge). */
-static json_t *number_point(json_t *attrs, uint64_t start_ns, uint64_t now_ns, uint64_t v)
+__attribute__((format(printf, 2, 3)))
+static void putf(struct text *t, const char *fmt, ...)
 {
-	json_t *p = json_pack("{s:o,s:o,s:o}", "attributes", attrs ? attrs : json_array(),
-	                      "timeUnixNano", u64_string(now_ns), "asInt", u64_string(v));
+	char buf[128];
+	va_list ap;
+	int n;
 
-	if (p && start_ns)
-		json_object_set_new(p, "startTimeUnixNano", u64_string(start_ns));
-	return p;
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(buf)) {
+		t->failed = true; /* only numbers go through here: cannot happen */
+		return;
+	}
+	put_n(t, buf, (size_t)n);
 }
 
-static json_t *metric(const char *name, const char *unit, const char *description,
-                      const char *kind, json_t *points, bool monotonic)
+/* A JSON string. The names come from the configuration, which jansson
+ * read: valid UTF-8, so only the quote, the backslash and control
+ * characters need escaping. */
+static void put_str(struct text *t, const char *s)
 {
-	json_t *data = json_pack("{s:o}", "dataPoints", points);
+	const char *run = s;
 
-	if (data && strcmp(kind, "gauge") != 0)
-		json_object_set_new(data, "aggregationTemporality",
-		                    json_integer(TEMPORALITY_CUMULATIVE));
-	if (data && !strcmp(kind, "sum"))
-		json_object_set_new(data, "isMonotonic", json_boolean(monotonic));
-	return json_pack("{s:s,s:s,s:s,s:o}", "name", name, "unit", unit, "description",
-	                 description, kind, data);
+	put(t, "\"");
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		put_n(t, run, (size_t)(s - run));
+		if (c == '"' || c == '\\')
+			putf(t, "\\%c", c);
+		else
+			putf(t, "\\u%04x", c);
+		run = s + 1;
+	}
+	put_n(t, run, (size_t)(s - run));
+	put(t, "\"");
+}
+
+static void put_attr_str(struct text *t, const char *sep, const char *key, const char *value)
+{
+	putf(t, "%s{\"key\":\"%s\",\"value\":{\"stringValue\":", sep, key);
+	put_str(t, value);
+	put(t, "}}");
+}
+
+/* A NumberDataPoint's times and integer value, after its attributes;
+ * 'start_ns' 0: none (a gauge). */
+static void put_number_end(struct text *t, uint64_t start_ns, uint64_t now_ns, uint64_t v)
+{
+	put(t, "],");
+	if (start_ns)
+		putf(t, "\"startTimeUnixNano\":\"%" PRIu64 "\",", start_ns);
+	putf(t, "\"timeUnixNano\":\"%" PRIu64 "\",\"asInt\":\"%" PRIu64 "\"}", now_ns, v);
+}
+
+/* The metric's head up to its data points' '['. */
+static void put_metric_head(struct text *t, bool first, const char *name, const char *unit,
+                            const char *description, const char *kind)
+{
+	putf(t, "%s{\"name\":\"%s\",\"unit\":\"%s\",\"description\":", first ? "" : ",", name, unit);
+	put_str(t, description);
+	putf(t, ",\"%s\":{\"dataPoints\":[", kind);
+}
+
+static void put_metric_tail(struct text *t, const char *kind)
+{
+	put(t, "]");
+	if (strcmp(kind, "gauge") != 0)
+		putf(t, ",\"aggregationTemporality\":%d", TEMPORALITY_CUMULATIVE);
+	if (!strcmp(kind, "sum"))
+		put(t, ",\"isMonotonic\":true");
+	put(t, "}}");
+}
+
+/* A metric of one point without attributes. */
+static void put_single(struct text *t, const char *name, const char *unit,
+                       const char *description, const char *kind, uint64_t start_ns,
+                       uint64_t now_ns, uint64_t v)
+{
+	put_metric_head(t, false, name, unit, description, kind);
+	put(t, "{\"attributes\":[");
+	put_number_end(t, start_ns, now_ns, v);
+	put_metric_tail(t, kind);
 }
 
 static bool seen_before(const struct vp_sched_target *st, size_t i)
@@ -216,123 +309,147 @@ static bool seen_before(const struct vp_sched_target *st, size_t i)
 	return false;
 }
 
-/* One point per address of the target's last run, as /metrics does. */
-static void success_points(json_t *points, const struct vp_sched_target *st, uint64_t now_ns)
+/* One point per address of every target's last run, as /metrics has. */
+static void put_success(struct text *t, struct vp_scheduler *s, uint64_t now_ns)
 {
-	for (size_t i = 0; st->runs > 0 && i < st->n_last; i++) {
-		const struct vp_probe_result *r = &st->last[i];
-		json_t *attrs;
+	bool first = true;
 
-		if (seen_before(st, i))
-			continue;
-		attrs = json_pack("[o,o,o,o]", attr_str("target", st->target->name),
-		                  attr_str("kind", vp_kind_name(st->target->url.kind)),
-		                  attr_str("address", r->address), attr_int("port", r->port));
-		json_array_append_new(points, number_point(attrs, 0, now_ns,
-		                                           r->v.verdict == VP_VERDICT_OK));
+	put_metric_head(t, true, "vpcprobe_probe_success", "1", "Whether the last probe of the "
+	                "target's address ended ok (1) or not (0).", "gauge");
+	for (size_t k = 0; s && k < vp_scheduler_count(s); k++) {
+		const struct vp_sched_target *st = vp_scheduler_target(s, k);
+
+		for (size_t i = 0; st->runs > 0 && i < st->n_last; i++) {
+			const struct vp_probe_result *r = &st->last[i];
+
+			if (seen_before(st, i))
+				continue;
+			put(t, first ? "{\"attributes\":[" : ",{\"attributes\":[");
+			first = false;
+			put_attr_str(t, "", "target", st->target->name);
+			put_attr_str(t, ",", "kind", vp_kind_name(st->target->url.kind));
+			put_attr_str(t, ",", "address", r->address);
+			putf(t, ",{\"key\":\"port\",\"value\":{\"intValue\":\"%u\"}}", (unsigned)r->port);
+			put_number_end(t, 0, now_ns, r->v.verdict == VP_VERDICT_OK);
+		}
 	}
+	put_metric_tail(t, "gauge");
 }
 
-static json_t *histogram_point(const struct series *x, uint64_t now_ns)
+static void put_histogram(struct text *t, const struct series *const *list, size_t n,
+                          uint64_t now_ns)
 {
-	json_t *counts = json_array();
-	json_t *bounds = json_array();
+	put_metric_head(t, false, "vpcprobe_probe_duration_seconds", "s", "How long the scheduled "
+	                "probes took, from start to verdict.", "histogram");
+	for (size_t i = 0; i < n; i++) {
+		const struct series *x = list[i];
 
-	for (size_t k = 0; k <= N_BUCKETS; k++) {
-		json_array_append_new(counts, u64_string(x->bucket[k]));
-		if (k < N_BUCKETS)
-			json_array_append_new(bounds, json_real(bucket_le[k]));
+		put(t, i ? ",{\"attributes\":[" : "{\"attributes\":[");
+		put_attr_str(t, "", "target", x->name);
+		putf(t, "],\"startTimeUnixNano\":\"%" PRIu64 "\",\"timeUnixNano\":\"%" PRIu64 "\","
+		     "\"count\":\"%" PRIu64 "\",\"sum\":%.10g,\"bucketCounts\":[", x->start_ns, now_ns,
+		     x->count, x->sum_s);
+		for (size_t k = 0; k <= N_BUCKETS; k++)
+			putf(t, "%s\"%" PRIu64 "\"", k ? "," : "", x->bucket[k]);
+		put(t, "],\"explicitBounds\":[");
+		for (size_t k = 0; k < N_BUCKETS; k++)
+			putf(t, "%s%g", k ? "," : "", bucket_le[k]);
+		put(t, "]}");
 	}
-	return json_pack("{s:[o],s:o,s:o,s:o,s:f,s:o,s:o}",
-	                 "attributes", attr_str("target", x->name),
-	                 "startTimeUnixNano", u64_string(x->start_ns),
-	                 "timeUnixNano", u64_string(now_ns), "count", u64_string(x->count),
-	                 "sum", x->sum_s, "bucketCounts", counts, "explicitBounds", bounds);
+	put_metric_tail(t, "histogram");
 }
 
-static void series_points(const struct series *x, json_t *hist, json_t *probes, uint64_t now_ns)
+static void put_probes(struct text *t, const struct series *const *list, size_t n,
+                       uint64_t now_ns)
 {
-	json_array_append_new(hist, histogram_point(x, now_ns));
-	for (int v = 0; v < VP_VERDICT_MAX; v++) {
-		if (x->probes[v] == 0)
-			continue;
-		json_array_append_new(probes, number_point(json_pack("[o,o]",
-		                      attr_str("target", x->name), attr_str("verdict",
-		                      vp_verdict_name((enum vp_verdict)v))), x->start_ns, now_ns,
-		                      x->probes[v]));
+	bool first = true;
+
+	put_metric_head(t, false, "vpcprobe_probes_total", "{probe}", "Probes ended, by target "
+	                "and verdict, one per address probed.", "sum");
+	for (size_t i = 0; i < n; i++) {
+		for (int v = 0; v < VP_VERDICT_MAX; v++) {
+			if (list[i]->probes[v] == 0)
+				continue;
+			put(t, first ? "{\"attributes\":[" : ",{\"attributes\":[");
+			first = false;
+			put_attr_str(t, "", "target", list[i]->name);
+			put_attr_str(t, ",", "verdict", vp_verdict_name((enum vp_verdict)v));
+			put_number_end(t, list[i]->start_ns, now_ns, list[i]->probes[v]);
+		}
 	}
+	put_metric_tail(t, "sum");
 }
 
-/* The per-target metrics, in the scheduler's order (every series, in table
- * order, without one). */
-static void target_points(struct vp_otlp_metrics *m, const struct vp_otlp_metrics_in *in,
-                          json_t *success, json_t *hist, json_t *probes)
+/* The series to export: those of the targets of 's' in its order, or,
+ * without a scheduler, all in table order. Once a period, the series of
+ * targets gone with a reload are forgotten first. Returns how many, or
+ * -ENOMEM. */
+static ssize_t series_list(struct vp_otlp_metrics *m, struct vp_scheduler *s,
+                           const struct series ***ret)
 {
-	struct vp_scheduler *s = in->sched;
+	const struct series **list;
+	size_t n = 0;
 
+	if (s && m->used > vp_scheduler_count(s))
+		(void)rehash(m, m->cap, s); /* out of memory: they stay until the next time */
+	list = malloc((m->used ? m->used : 1) * sizeof(*list));
+	if (!list)
+		return -ENOMEM;
 	if (!s) {
 		for (size_t i = 0; i < m->cap; i++)
 			if (m->slots[i].name)
-				series_points(&m->slots[i], hist, probes, in->now_ns);
-		return;
+				list[n++] = &m->slots[i];
 	}
-	/* Once a period: forget the series of targets gone with a reload. */
-	if (m->used > vp_scheduler_count(s))
-		(void)rehash(m, m->cap, s); /* out of memory: they stay until the next time */
-	for (size_t t = 0; t < vp_scheduler_count(s); t++) {
-		const struct vp_sched_target *st = vp_scheduler_target(s, t);
-		const struct series *x = slot_for(m->slots, m->cap, st->target->name);
+	for (size_t k = 0; s && k < vp_scheduler_count(s) && n < m->used; k++) {
+		const struct series *x = slot_for(m->slots, m->cap, vp_scheduler_target(s, k)->target->name);
 
-		success_points(success, st, in->now_ns);
 		if (x->name)
-			series_points(x, hist, probes, in->now_ns);
+			list[n++] = x;
 	}
-}
-
-static json_t *metrics_list(struct vp_otlp_metrics *m, const struct vp_otlp_metrics_in *in)
-{
-	json_t *success = json_array(), *hist = json_array(), *probes = json_array();
-	uint64_t now = in->now_ns;
-
-	target_points(m, in, success, hist, probes);
-	return json_pack("[o,o,o,o,o,o]",
-	                 metric("vpcprobe_probe_success", "1", "Whether the last probe of the "
-	                        "target's address ended ok (1) or not (0).", "gauge", success, false),
-	                 metric("vpcprobe_probe_duration_seconds", "s", "How long the scheduled "
-	                        "probes took, from start to verdict.", "histogram", hist, false),
-	                 metric("vpcprobe_probes_total", "{probe}", "Probes ended, by target and "
-	                        "verdict, one per address probed.", "sum", probes, true),
-	                 metric("vpcprobe_reports_spooled_bytes", "By", "Bytes of results spooled "
-	                        "under state_dir, waiting for the collector.", "gauge",
-	                        json_pack("[o]", number_point(NULL, 0, now,
-	                                  in->stats->spooled_bytes)), false),
-	                 metric("vpcprobe_reports_dropped_total", "{result}", "Results dropped "
-	                        "unsent because the spool was full (oldest first).", "sum",
-	                        json_pack("[o]", number_point(NULL, in->stats_start_ns, now,
-	                                  in->stats->dropped)), true),
-	                 metric("vpcprobe_metrics_exports_failed_total", "{request}", "Metrics "
-	                        "exports the collector did not take; each period sends the whole "
-	                        "state again.", "sum", json_pack("[o]", number_point(NULL,
-	                        in->start_ns, now, in->exports_failed)), true));
+	*ret = list;
+	return (ssize_t)n;
 }
 
 char *vp_otlp_metrics_body(struct vp_otlp_metrics *m, const struct vp_otlp_metrics_in *in,
                            size_t *len)
 {
-	json_t *body = json_pack("{s:[{s:o,s:[{s:{s:s,s:s},s:o}]}]}", "resourceMetrics",
-	                         "resource", vp_report_resource(in->ctx), "scopeMetrics",
-	                         "scope", "name", "vpcprobe", "version", VP_VERSION,
-	                         "metrics", metrics_list(m, in));
-	char *text;
+	json_t *res = vp_report_resource(in->ctx);
+	char *res_text = res ? json_dumps(res, VP_RECORD_DUMP_FLAGS) : NULL;
+	const struct series **list = NULL;
+	ssize_t n = series_list(m, in->sched, &list);
+	struct text t = { 0 };
+	uint64_t now = in->now_ns;
 
-	/* json_pack steals the 'o' values even when it fails: nothing leaks. */
-	if (!body)
+	json_decref(res);
+	if (!res_text || n < 0)
+		goto out;
+	put(&t, "{\"resourceMetrics\":[{\"resource\":");
+	put(&t, res_text);
+	put(&t, ",\"scopeMetrics\":[{\"scope\":{\"name\":\"vpcprobe\",\"version\":");
+	put_str(&t, VP_VERSION);
+	put(&t, "},\"metrics\":[");
+	put_success(&t, in->sched, now);
+	put_histogram(&t, list, (size_t)n, now);
+	put_probes(&t, list, (size_t)n, now);
+	put_single(&t, "vpcprobe_reports_spooled_bytes", "By", "Bytes of results spooled under "
+	           "state_dir, waiting for the collector.", "gauge", 0, now,
+	           in->stats->spooled_bytes);
+	put_single(&t, "vpcprobe_reports_dropped_total", "{result}", "Results dropped unsent "
+	           "because the spool was full (oldest first).", "sum", in->stats_start_ns, now,
+	           in->stats->dropped);
+	put_single(&t, "vpcprobe_metrics_exports_failed_total", "{request}", "Metrics exports the "
+	           "collector did not take; each period sends the whole state again.", "sum",
+	           in->start_ns, now, in->exports_failed);
+	put(&t, "]}]}]}");
+out:
+	free(res_text);
+	free(list);
+	if (t.failed || !t.p) {
+		free(t.p);
 		return NULL;
-	text = json_dumps(body, VP_RECORD_DUMP_FLAGS);
-	json_decref(body);
-	if (text)
-		*len = strlen(text);
-	return text;
+	}
+	*len = t.len;
+	return t.p;
 }
 
 int vp_otlp_metrics_url(const char *logs_url, char *out, size_t outlen)

@@ -33,6 +33,8 @@
 #define VP_REPORT_METRICS_MS     60000
 #define VP_REPORT_METRICS_MIN_MS 1000
 #define VP_REPORT_METRICS_MAX_MS 86400000
+/* A metrics body: ~0.7 kB a target, so some 90,000 targets. */
+#define VP_REPORT_METRICS_BODY_MAX (64 * 1024 * 1024)
 
 struct vp_otlp_metrics;
 
@@ -60,7 +62,7 @@ void vp_otlp_metrics_observe(struct vp_otlp_metrics *m, const struct vp_sched_ta
 /* The ExportMetricsServiceRequest for the targets of in->sched (every
  * series when it is NULL); series of targets in->sched no longer has are
  * dropped. Returns a new string (free()) and its length, or NULL when out
- * of memory. */
+ * of memory or longer than VP_REPORT_METRICS_BODY_MAX. */
 char *vp_otlp_metrics_body(struct vp_otlp_metrics *m, const struct vp_otlp_metrics_in *in,
                            size_t *len);
 

@@ -571,8 +571,14 @@ static void send_metrics(struct vp_reporter *r)
 		return;
 	free(r->metrics_body);
 	r->metrics_body = vp_otlp_metrics_body(r->metrics, &in, &r->metrics_body_len);
-	e = r->metrics_body ? start_post(r, &r->mpost, r->metrics_url, r->metrics_body,
-	                                 r->metrics_body_len, on_metrics_sent) : -ENOMEM;
+	if (!r->metrics_body) {
+		snprintf(why, sizeof(why), "no memory for the body, or it is over %d MiB",
+		         VP_REPORT_METRICS_BODY_MAX / (1024 * 1024));
+		metrics_failed(r, why);
+		return;
+	}
+	e = start_post(r, &r->mpost, r->metrics_url, r->metrics_body, r->metrics_body_len,
+	               on_metrics_sent);
 	if (e < 0) {
 		snprintf(why, sizeof(why), "cannot start a POST: %s", strerror(-e));
 		metrics_failed(r, why);

@@ -93,18 +93,23 @@ static void run(struct fixture *f, size_t i, enum vp_verdict verdict, double tot
 	vp_otlp_metrics_observe(f->m, st, 1000000000ull * (10 + i));
 }
 
-static void fixture_up(struct fixture *f)
+static void fixture_up_with(struct fixture *f, const char *json)
 {
 	char err[4096];
 
 	memset(f, 0, sizeof(*f));
 	ck_assert_int_eq(uv_loop_init(&f->loop), 0);
-	ck_assert_msg(vp_config_load_string(config_json, "t.json", &f->cfg, err, sizeof(err)) == 0,
+	ck_assert_msg(vp_config_load_string(json, "t.json", &f->cfg, err, sizeof(err)) == 0,
 	              "%s", err);
 	f->sched = vp_scheduler_new(&f->loop, f->cfg, NULL, NULL);
 	ck_assert_ptr_nonnull(f->sched);
 	f->m = vp_otlp_metrics_new();
 	ck_assert_ptr_nonnull(f->m);
+}
+
+static void fixture_up(struct fixture *f)
+{
+	fixture_up_with(f, config_json);
 }
 
 static void on_closed(struct vp_scheduler *s, void *arg)
@@ -314,6 +319,31 @@ START_TEST(test_prune)
 }
 END_TEST
 
+/* The body is written as text: a name with a quote, a backslash, a slash
+ * and non-ASCII letters comes out as valid JSON, unchanged. (The config
+ * refuses control characters in names.) */
+START_TEST(test_escape)
+{
+	static const char name[] = "q\"b\\s/ \xc3\xa9t\xc3\xa9";
+	struct fixture f;
+	json_t *root, *points;
+
+	fixture_up_with(&f, "{\"targets\": [{\"name\": \"q\\\"b\\\\s/ \xc3\xa9t\xc3\xa9\", "
+	                "\"url\": \"tcp://198.18.0.2:80\"}]}");
+	ck_assert_str_eq(f.cfg->targets[0].name, name);
+	run(&f, 0, VP_VERDICT_REFUSED, 1);
+	root = export_now(&f);
+	points = json_object_get(json_object_get(metric(root, "vpcprobe_probes_total"), "sum"),
+	                         "dataPoints");
+	ck_assert_str_eq(attr(json_array_get(points, 0), "target"), name);
+	points = json_object_get(json_object_get(metric(root, "vpcprobe_probe_success"), "gauge"),
+	                         "dataPoints");
+	ck_assert_str_eq(attr(json_array_get(points, 0), "target"), name);
+	json_decref(root);
+	fixture_down(&f);
+}
+END_TEST
+
 static Suite *otlp_suite(void)
 {
 	Suite *s = suite_create("otlp");
@@ -323,6 +353,7 @@ static Suite *otlp_suite(void)
 	tcase_add_test(tc, test_url_too_long);
 	tcase_add_test(tc, test_body);
 	tcase_add_test(tc, test_prune);
+	tcase_add_test(tc, test_escape);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -18,7 +18,8 @@
 /* The help, in parts: ISO C bounds one string literal to 4095 bytes. */
 static const char *const diagnose_usage[] = {
 	"Usage: vpcprobe diagnose [--exports DIR] [--service FILE] [--connector FILE]\n"
-	"                         [--firewall-rules FILE] [--instance FILE]\n"
+	"                         [--firewall-rules FILE] [--effective-firewalls FILE]\n"
+	"                         [--network FILE] [--instance FILE]\n"
 	"                         [--sql-instance FILE] [--peerings FILE] [--logs FILE]\n"
 	"                         [--results FILE] [--no-probe] [--json] TARGET_URL\n"
 	"\n"
@@ -43,7 +44,9 @@ static const char *const diagnose_usage[] = {
 	"  5 firewall_admits_connector  the VPC firewall rules, evaluated for the\n"
 	"                               connector's /28 and network tags to the\n"
 	"                               target instance and port, admit it; names\n"
-	"                               the deciding rule (firewall_denies)\n"
+	"                               the deciding rule (firewall_denies); with\n"
+	"                               hierarchical and network firewall policies\n"
+	"                               in their documented order\n"
 	"  6 target_listening           the probe's verdict and listener table\n"
 	"                               (localhost_bind, not_listening)\n"
 	"  7 cloudsql_private_path      Cloud SQL has a private IP on a network\n"
@@ -60,12 +63,20 @@ static const char *const diagnose_usage[] = {
 	"      --exports DIR          take every input below that is not given from\n"
 	"                             DIR, by its file name: service.json,\n"
 	"                             connector.json, firewall-rules.json,\n"
+	"                             effective-firewalls.json, network.json,\n"
 	"                             instance.json, sql-instance.json,\n"
 	"                             peerings.json, logs.json, results.jsonl\n"
 	"      --service FILE         gcloud run services describe\n"
 	"      --connector FILE       gcloud compute networks vpc-access connectors\n"
 	"                             describe\n"
 	"      --firewall-rules FILE  gcloud compute firewall-rules list\n"
+	"      --effective-firewalls FILE\n"
+	"                             gcloud compute networks get-effective-firewalls\n"
+	"                             NETWORK: the hierarchical and network firewall\n"
+	"                             policies (and the VPC rules, when\n"
+	"                             --firewall-rules is not given)\n"
+	"      --network FILE         gcloud compute networks describe NETWORK: the\n"
+	"                             policies' enforcement order\n"
 	"      --instance FILE        gcloud compute instances describe (the VM that\n"
 	"                             has the target's address)\n"
 	"      --sql-instance FILE    gcloud sql instances describe\n"
@@ -99,6 +110,8 @@ enum input {
 	IN_SERVICE,
 	IN_CONNECTOR,
 	IN_RULES,
+	IN_EFFECTIVE,
+	IN_NETWORK,
 	IN_INSTANCE,
 	IN_SQL,
 	IN_PEERINGS,
@@ -109,7 +122,8 @@ enum input {
 
 /* The file names of --exports DIR, in enum input's order. */
 static const char *const export_names[IN_MAX] = {
-	"service.json", "connector.json", "firewall-rules.json", "instance.json",
+	"service.json", "connector.json", "firewall-rules.json", "effective-firewalls.json",
+	"network.json", "instance.json",
 	"sql-instance.json", "peerings.json", "logs.json", "results.jsonl",
 };
 
@@ -124,12 +138,15 @@ struct diag {
 	struct vp_gc_service *service;
 	struct vp_gc_connector *connector;
 	struct vp_fw_ruleset rules;
+	struct vp_fw_ruleset eff_rules;      /* effective-firewalls.json's VPC rules */
+	struct vp_fw_policies policies;
+	enum vp_fw_order fw_order;
 	struct vp_gc_instance *instance;
 	struct vp_gc_sql *sql;
 	struct vp_gc_peerings peerings;
 	struct vp_gc_logs logs;
 	struct vp_gc_results results;
-	bool have_rules, have_peerings, have_logs, have_results;
+	bool have_rules, have_effective, have_peerings, have_logs, have_results;
 };
 
 static int usage_error(const char *msg, const char *arg)
@@ -146,6 +163,8 @@ static int parse_args(struct diag *d, int argc, char **argv, const char **export
 		{ "service", required_argument, NULL, IN_SERVICE },
 		{ "connector", required_argument, NULL, IN_CONNECTOR },
 		{ "firewall-rules", required_argument, NULL, IN_RULES },
+		{ "effective-firewalls", required_argument, NULL, IN_EFFECTIVE },
+		{ "network", required_argument, NULL, IN_NETWORK },
 		{ "instance", required_argument, NULL, IN_INSTANCE },
 		{ "sql-instance", required_argument, NULL, IN_SQL },
 		{ "peerings", required_argument, NULL, IN_PEERINGS },
@@ -233,6 +252,11 @@ static int read_inputs(struct diag *d, char *err, size_t len)
 		r = vp_gc_read_connector(p[IN_CONNECTOR], d->connector, err, len);
 	if (r >= 0 && p[IN_RULES])
 		r = vp_gc_read_firewall_rules(p[IN_RULES], NULL, &d->rules, err, len);
+	if (r >= 0 && p[IN_EFFECTIVE])
+		r = vp_gc_read_effective_firewalls(p[IN_EFFECTIVE], NULL, &d->eff_rules, &d->policies,
+		                                   err, len);
+	if (r >= 0 && p[IN_NETWORK])
+		r = vp_gc_read_network(p[IN_NETWORK], &d->fw_order, err, len);
 	if (r >= 0 && p[IN_INSTANCE])
 		r = vp_gc_read_instance(p[IN_INSTANCE], d->instance, err, len);
 	if (r >= 0 && p[IN_SQL])
@@ -245,6 +269,7 @@ static int read_inputs(struct diag *d, char *err, size_t len)
 		r = vp_gc_read_results(p[IN_RESULTS], d->target, d->url.host, d->url.port, &d->results,
 		                       err, len);
 	d->have_rules = r >= 0 && p[IN_RULES];
+	d->have_effective = r >= 0 && p[IN_EFFECTIVE];
 	d->have_peerings = r >= 0 && p[IN_PEERINGS];
 	d->have_logs = r >= 0 && p[IN_LOGS];
 	d->have_results = r >= 0 && p[IN_RESULTS];
@@ -321,7 +346,9 @@ static int report(struct diag *d)
 {
 	struct vp_diag_input in = {
 		.target = d->target, .url = &d->url, .service = d->service, .connector = d->connector,
-		.rules = d->have_rules ? &d->rules : NULL, .instance = d->instance, .sql = d->sql,
+		.rules = d->have_rules ? &d->rules : d->have_effective ? &d->eff_rules : NULL,
+		.policies = d->have_effective ? &d->policies : NULL, .fw_order = d->fw_order,
+		.instance = d->instance, .sql = d->sql,
 		.peerings = d->have_peerings ? &d->peerings : NULL, .logs = d->have_logs ? &d->logs : NULL,
 		.results = d->have_results ? &d->results : NULL,
 		.results_from = d->path[IN_RESULTS] ? d->path[IN_RESULTS] : "a live probe",
@@ -359,6 +386,8 @@ static void diag_done(struct diag *d)
 	free(d->service);
 	free(d->connector);
 	vp_fw_ruleset_done(&d->rules);
+	vp_fw_ruleset_done(&d->eff_rules);
+	vp_fw_policies_done(&d->policies);
 	free(d->instance);
 	free(d->sql);
 	vp_gc_peerings_done(&d->peerings);

@@ -40,6 +40,11 @@ struct vp_diag_input {
 	const struct vp_gc_service *service;
 	const struct vp_gc_connector *connector;
 	const struct vp_fw_ruleset *rules;
+	/* Hierarchical and network firewall policies (effective-firewalls.json,
+	 * whose VPC rules stand in for 'rules' when that is not given), and the
+	 * network's enforcement order (network.json; VP_FW_ORDER_UNKNOWN). */
+	const struct vp_fw_policies *policies;
+	enum vp_fw_order fw_order;
 	const struct vp_gc_instance *instance;
 	const struct vp_gc_sql *sql;
 	const struct vp_gc_peerings *peerings;

@@ -115,6 +115,111 @@ static void firewall_verdict(struct vp_diag_ctx *c, const struct vp_fw_verdict *
 		vp_diag_more(c, S_FW, " %zu disabled rule(s) ignored.", v->n_disabled);
 }
 
+/* The fix for a deny rule of a firewall policy: a rule just before it.
+ * In a hierarchical policy it hands the connector's traffic to the
+ * project's own rules (goto_next), as organisations delegate; in a network
+ * policy it allows. Priorities are unique in a policy: a deny at 0 moves. */
+static void policy_fix(struct vp_diag_ctx *c, struct vp_fw_pol_ref at)
+{
+	const struct vp_fw_policy *p = &c->in->policies->v[at.policy];
+	const struct vp_fw_pol_rule *r = &p->rules[at.rule];
+	const struct vp_cidr *range = connector_range(c);
+	const char *src = range ? range->text : "CONNECTOR_RANGE";
+	char scope[VP_GCLOUD_STR_MAX + 64], pre[VP_GCLOUD_STR_MAX + 160] = "";
+	const char *cmd = p->type == VP_FW_POL_HIERARCHY ? "gcloud compute firewall-policies rules" :
+	                  "gcloud compute network-firewall-policies rules";
+	unsigned prio = r->priority ? r->priority - 1u : 0;
+
+	if (p->type == VP_FW_POL_SYSTEM) {
+		vp_diag_fix(c, S_FW, "gcloud compute network-firewall-policies get-effective-firewalls "
+		            "--network=%s --region=%s --format=json  # a Google-managed system policy: "
+		            "the service that made it must change it", vp_diag_network(c),
+		            vp_diag_region(c));
+		return;
+	}
+	if (p->type == VP_FW_POL_NETWORK)
+		snprintf(scope, sizeof(scope), "--firewall-policy=%s --global-firewall-policy", p->name);
+	else if (p->type == VP_FW_POL_NETWORK_REGIONAL)
+		snprintf(scope, sizeof(scope), "--firewall-policy=%s --firewall-policy-region=%s",
+		         p->name, vp_diag_region(c));
+	else
+		snprintf(scope, sizeof(scope), "--firewall-policy=%s", p->name);
+	if (r->priority == 0)
+		snprintf(pre, sizeof(pre), "%s update 0 %s --new-priority=1 && ", cmd, scope);
+	vp_diag_fix(c, S_FW, "%s%s create %u %s --direction=INGRESS --action=%s --src-ip-ranges=%s "
+	            "--layer4-configs=tcp:%u", pre, cmd, prio, scope,
+	            p->type == VP_FW_POL_HIERARCHY ? "goto_next" : "allow", src, c->in->url->port);
+}
+
+/* Where in the order a policy decided, for the evidence. */
+static const char *policy_place(const struct vp_fw_chain *ch, const struct vp_fw_policy *p)
+{
+	if (p->type == VP_FW_POL_HIERARCHY || p->type == VP_FW_POL_SYSTEM)
+		return ", before any VPC firewall rule is consulted";
+	if (ch->policies_first)
+		return ", before the VPC firewall rules (networkFirewallPolicyEnforcementOrder "
+		       "BEFORE_CLASSIC_FIREWALL)";
+	return ", after no VPC firewall rule decided";
+}
+
+static void chain_unknown(struct vp_diag_ctx *c, const struct vp_fw_chain *ch, const char *who)
+{
+	char one[512];
+
+	if (ch->unknown_order) {
+		vp_diag_set(c, S_FW, VP_DIAG_UNKNOWN, NULL, "the network firewall policy and the VPC "
+		            "firewall rules disagree about %s, and which comes first is unknown: "
+		            "network.json (gcloud compute networks describe %s --format=json) gives "
+		            "networkFirewallPolicyEnforcementOrder.", who, vp_diag_network(c));
+		return;
+	}
+	vp_fw_pol_rule_describe(c->in->policies, ch->at, one, sizeof(one));
+	vp_diag_set(c, S_FW, VP_DIAG_UNKNOWN, NULL, "rule %s may match %s, and comes first, but "
+	            "this cannot be judged from the exports: it matches only part of the connector's "
+	            "range, or by secure tags, address groups, FQDNs, geolocations or threat lists, "
+	            "or hands the traffic to a security profile's inspection.", one, who);
+}
+
+/* The hierarchical and network policies with the VPC rules. */
+static int evaluate_chain(struct vp_diag_ctx *c, const struct vp_fw_source *s,
+                          const struct vp_fw_target *t, const char *who)
+{
+	const struct vp_fw_policies *pol = c->in->policies;
+	struct vp_fw_chain ch;
+	char one[512];
+	int r = vp_fw_evaluate_chain(pol, c->in->fw_order, c->in->rules, s, t, VP_FW_PROTO_TCP,
+	                             c->in->url->port, &ch);
+
+	if (r < 0)
+		return r;
+	if (ch.by == VP_FW_DECIDED_VPC || ch.by == VP_FW_DECIDED_IMPLIED) {
+		firewall_verdict(c, &ch.vpc, who);
+		if (ch.by == VP_FW_DECIDED_IMPLIED)
+			vp_diag_more(c, S_FW, " No rule of the %zu firewall policies decided either.",
+			             pol->n);
+	} else if (ch.by == VP_FW_DECIDED_POLICY) {
+		vp_fw_pol_rule_describe(pol, ch.at, one, sizeof(one));
+		if (ch.allowed) {
+			vp_diag_set(c, S_FW, VP_DIAG_PASS, NULL, "rule %s admits %s%s.", one, who,
+			            policy_place(&ch, &pol->v[ch.at.policy]));
+		} else {
+			vp_diag_set(c, S_FW, VP_DIAG_FAIL, "firewall_denies", "rule %s denies %s%s.", one,
+			            who, policy_place(&ch, &pol->v[ch.at.policy]));
+			policy_fix(c, ch.at);
+		}
+	} else {
+		chain_unknown(c, &ch, who);
+	}
+	for (size_t i = 0; i < ch.n_passed; i++) {
+		vp_fw_pol_rule_describe(pol, ch.passed[i], one, sizeof(one));
+		vp_diag_more(c, S_FW, "%s%s", i ? "; " : " Handed on (goto_next) by rule ", one);
+	}
+	if (ch.n_passed)
+		vp_diag_more(c, S_FW, ".");
+	vp_fw_chain_done(&ch);
+	return 0;
+}
+
 /* The ingress of the target VM, evaluated for the connector's traffic. */
 static int evaluate(struct vp_diag_ctx *c)
 {
@@ -132,14 +237,20 @@ static int evaluate(struct vp_diag_ctx *c)
 	for (size_t i = 0; i < vm->n_sas; i++)
 		tsas[i] = vm->sas[i];
 
-	r = vp_fw_evaluate(c->in->rules, &s, &t, VP_FW_PROTO_TCP, c->in->url->port, &v);
-	if (r < 0)
-		return r;
 	source_text(c, src, sizeof(src));
 	snprintf(who, sizeof(who), "%s to tcp:%u on instance '%s' (network %s)", src,
 	         c->in->url->port, vm->name, vp_fw_network_name(c->nic->network));
-	firewall_verdict(c, &v, who);
-	vp_fw_verdict_done(&v);
+	if (c->in->policies && c->in->policies->n) {
+		r = evaluate_chain(c, &s, &t, who);
+		if (r < 0)
+			return r;
+	} else {
+		r = vp_fw_evaluate(c->in->rules, &s, &t, VP_FW_PROTO_TCP, c->in->url->port, &v);
+		if (r < 0)
+			return r;
+		firewall_verdict(c, &v, who);
+		vp_fw_verdict_done(&v);
+	}
 	if (c->in->connector && c->in->connector->network[0] &&
 	    !vp_fw_same_network(c->in->connector->network, c->nic->network))
 		vp_diag_more(c, S_FW, " Note: the connector is on network '%s', the instance on '%s': "
@@ -159,8 +270,9 @@ int vp_diag_firewall(struct vp_diag_ctx *c)
 		            "in the service producer's network, where this VPC's firewall rules do not "
 		            "apply", in->sql->name);
 	} else if (!in->rules) {
-		vp_diag_set(c, S_FW, VP_DIAG_UNKNOWN, NULL, "no firewall export (firewall-rules.json): "
-		            "gcloud compute firewall-rules list --format=json writes it");
+		vp_diag_set(c, S_FW, VP_DIAG_UNKNOWN, NULL, "no firewall export (firewall-rules.json or "
+		            "effective-firewalls.json): gcloud compute firewall-rules list --format=json "
+		            "writes the first");
 	} else if (!in->instance) {
 		vp_diag_set(c, S_FW, VP_DIAG_UNKNOWN, NULL, "no instance export (instance.json): which VM "
 		            "receives %s, with which tags and service accounts, is unknown",

@@ -199,7 +199,7 @@ static bool strs_meet(const struct vp_fw_strs *list, const char *const *want, si
 	return false;
 }
 
-static bool proto_matches(const struct vp_fw_rule *r, int proto, uint16_t port)
+bool vp_fw_proto_matches(const struct vp_fw_rule *r, int proto, uint16_t port)
 {
 	for (size_t i = 0; i < r->n_protos; i++) {
 		const struct vp_fw_proto *p = &r->protos[i];
@@ -318,7 +318,7 @@ static void classify_rules(const struct vp_fw_ruleset *rs, const struct vp_fw_so
 			v->n_disabled++;
 			continue;
 		}
-		if (!target_matches(r, dst) || !proto_matches(r, proto, port))
+		if (!target_matches(r, dst) || !vp_fw_proto_matches(r, proto, port))
 			continue;
 		how = source_matches(r, src, &might);
 		if (how)

@@ -177,4 +177,128 @@ void vp_fw_rule_describe(const struct vp_fw_rule *r, unsigned how, char *buf, si
 void vp_fw_rule_done(struct vp_fw_rule *r);
 void vp_fw_ruleset_done(struct vp_fw_ruleset *rs);
 
+/* Whether one of the rule's allowed[]/denied[] entries takes 'proto' to
+ * 'port'. */
+bool vp_fw_proto_matches(const struct vp_fw_rule *r, int proto, uint16_t port);
+
+/* ---- firewall policies (agent/firewall_policy.c) ----
+ *
+ * Hierarchical firewall policies (of the organization and its folders) and
+ * network firewall policies, as `gcloud compute networks
+ * get-effective-firewalls NETWORK --format=json` lists them next to the VPC
+ * rules. The documented evaluation order
+ * (https://cloud.google.com/firewall/docs/firewall-policies-rule-eval-order):
+ *  1. hierarchical policies, the organization's first, then the folders'
+ *     from the top down (the order in which the API lists them);
+ *  2. regional system policies (Google-managed);
+ *  3. with the network's networkFirewallPolicyEnforcementOrder
+ *     AFTER_CLASSIC_FIREWALL (the default): the VPC firewall rules, then
+ *     the global and the regional network firewall policies;
+ *     BEFORE_CLASSIC_FIREWALL: those policies first, then the VPC rules;
+ *  4. the implied deny of ingress.
+ * Inside a policy the rule with the lowest priority number that matches
+ * decides: allow and deny end the evaluation, goto_next hands it to the next
+ * level; a policy in which no rule matches hands it on too. The VPC rules
+ * decide as vp_fw_evaluate() says; when only the implied rule would, they
+ * hand it on. Hierarchical rules have no source or target tags: sources are
+ * srcIpRanges (and kinds this model cannot judge: secure tags, address
+ * groups, FQDNs, geolocations, threat lists), targets are networks
+ * (targetResources) or service accounts. A rule that matches only part of
+ * the connector's range, or by what cannot be judged, leaves the answer
+ * unknown when it comes before the deciding rule. */
+
+enum vp_fw_pol_type {
+	VP_FW_POL_HIERARCHY,
+	VP_FW_POL_SYSTEM,              /* SYSTEM_GLOBAL, SYSTEM_REGIONAL */
+	VP_FW_POL_NETWORK,             /* a global network firewall policy */
+	VP_FW_POL_NETWORK_REGIONAL,
+};
+
+enum vp_fw_pol_action {
+	VP_FW_POL_ALLOW,
+	VP_FW_POL_DENY,
+	VP_FW_POL_GOTO_NEXT,
+	/* apply_security_profile_group: Cloud NGFW's inspection allows or
+	 * denies, by what no export shows; a match leaves the answer unknown. */
+	VP_FW_POL_INSPECT,
+};
+
+enum vp_fw_order {
+	VP_FW_ORDER_UNKNOWN,           /* the network's setting is not known */
+	VP_FW_ORDER_AFTER_CLASSIC,
+	VP_FW_ORDER_BEFORE_CLASSIC,
+};
+
+struct vp_fw_pol_rule {
+	/* name (ruleName, else "priority N"), direction, disabled,
+	 * source_ranges, target_sas and protos; 'network' and the tags unused. */
+	struct vp_fw_rule m;
+	uint32_t priority;             /* 0..2147483647, unique in its policy */
+	enum vp_fw_pol_action action;
+	bool unnamed;                  /* no ruleName: m.name is "priority N" */
+	struct vp_fw_strs target_networks; /* targetResources; none: every network */
+	bool opaque_source;            /* sources this model cannot judge */
+	bool opaque_target;            /* targetSecureTags */
+};
+
+struct vp_fw_policy {
+	char *name;                    /* owned: the policy's id or name */
+	char *short_name;              /* owned, may be NULL */
+	enum vp_fw_pol_type type;
+	struct vp_fw_pol_rule *rules;  /* owned array, by priority (the reader sorts it) */
+	size_t n_rules;
+};
+
+struct vp_fw_policies {
+	struct vp_fw_policy *v;        /* owned array, in the API's order */
+	size_t n;
+};
+
+enum vp_fw_decider {
+	VP_FW_DECIDED_POLICY,          /* a policy's allow or deny rule */
+	VP_FW_DECIDED_VPC,             /* a VPC firewall rule */
+	VP_FW_DECIDED_IMPLIED,         /* nothing matched: the implied deny */
+	VP_FW_DECIDED_UNKNOWN,         /* see 'policy'/'rule', or unknown_order */
+};
+
+#define VP_FW_PASSED_MAX 8
+
+struct vp_fw_pol_ref {
+	size_t policy, rule;           /* indexes into vp_fw_policies */
+};
+
+struct vp_fw_chain {
+	bool allowed;
+	enum vp_fw_decider by;
+	/* DECIDED_POLICY: the deciding rule; DECIDED_UNKNOWN without
+	 * unknown_order: the rule that could not be judged. */
+	struct vp_fw_pol_ref at;
+	bool unknown_order;            /* the answer depends on the unknown order */
+	bool policies_first;           /* network policies came before the VPC rules */
+	/* goto_next rules that matched and handed the traffic on. */
+	struct vp_fw_pol_ref passed[VP_FW_PASSED_MAX];
+	size_t n_passed;
+	bool vpc_consulted;            /* the VPC rules were reached; 'vpc' is theirs */
+	struct vp_fw_verdict vpc;      /* owned */
+};
+
+/* The whole chain for ingress of 'proto' to 'port' from 'src' to 'dst':
+ * 'pol' may be empty, 'rs' the VPC rules. With VP_FW_ORDER_UNKNOWN both
+ * orders are tried, and an answer they disagree on is unknown. Returns 0 or
+ * -ENOMEM; vp_fw_chain_done() frees '*out'. */
+int vp_fw_evaluate_chain(const struct vp_fw_policies *pol, enum vp_fw_order order,
+                         const struct vp_fw_ruleset *rs, const struct vp_fw_source *src,
+                         const struct vp_fw_target *dst, int proto, uint16_t port,
+                         struct vp_fw_chain *out);
+void vp_fw_chain_done(struct vp_fw_chain *c);
+
+/* "hierarchical", "system", "network", "regional network". */
+const char *vp_fw_pol_type_name(enum vp_fw_pol_type t);
+/* One line about a policy rule: "'deny-all' (priority 1000, deny all,
+ * source 0.0.0.0/0) of hierarchical policy 'org-guard'"; a rule without a
+ * ruleName is "without a name (priority 2147483645, goto_next all, ...". */
+void vp_fw_pol_rule_describe(const struct vp_fw_policies *pol, struct vp_fw_pol_ref at,
+                             char *buf, size_t len);
+void vp_fw_policies_done(struct vp_fw_policies *p);
+
 #endif

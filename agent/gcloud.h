@@ -160,6 +160,23 @@ int vp_gc_read_results(const char *path, const char *url, const char *host, uint
 int vp_gc_read_firewall_rules(const char *path, const char *text, struct vp_fw_ruleset *ret,
                               char *err, size_t errlen);
 
+/* Policies read from one effective-firewalls export: the organization,
+ * up to ten levels of folders, the network's global and regional policies
+ * and the system ones fit many times over. */
+#define VP_GCLOUD_POLICIES_MAX 64
+
+/* `gcloud compute networks get-effective-firewalls NETWORK --format=json`:
+ * its "firewalls" (the VPC rules, as firewall-rules list prints them) into
+ * 'rules' and its "firewallPolicys" (hierarchical, system and network
+ * policies, each policy's rules sorted by priority) into 'policies'. Both
+ * members may be absent. 'text' as for vp_gc_read_firewall_rules(). */
+int vp_gc_read_effective_firewalls(const char *path, const char *text, struct vp_fw_ruleset *rules,
+                                   struct vp_fw_policies *policies, char *err, size_t errlen);
+
+/* `gcloud compute networks describe NETWORK --format=json`: the network's
+ * firewall policy enforcement order. */
+int vp_gc_read_network(const char *path, enum vp_fw_order *ret, char *err, size_t errlen);
+
 void vp_gc_peerings_done(struct vp_gc_peerings *p);
 void vp_gc_logs_done(struct vp_gc_logs *l);
 void vp_gc_results_done(struct vp_gc_results *r);

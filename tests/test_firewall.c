@@ -3,7 +3,9 @@
  * --format=json` that feeds it. Each row of the evaluator's table is a set
  * of rules as gcloud prints them, the connector's traffic, the target
  * instance, and what the documented semantics (agent/firewall.h) say must
- * decide; a bug fix adds a row. */
+ * decide; a bug fix adds a row. The chain's table does the same for
+ * hierarchical and network firewall policies (agent/firewall_policy.c) and
+ * their reader. */
 #include <arpa/inet.h>
 #include <check.h>
 #include <stdbool.h>
@@ -452,6 +454,265 @@ START_TEST(test_describe)
 }
 END_TEST
 
+/* ---- firewall policies: the whole chain (agent/firewall_policy.c) ----
+ *
+ * Each row is an effective-firewalls document as `gcloud compute networks
+ * get-effective-firewalls NETWORK --format=json` prints it, the network's
+ * enforcement order, and what the documented evaluation order (firewall.h)
+ * says must decide, for the usual question (Q above). */
+
+/* A policy rule: PR("name", priority, "action", "match members", "more"). */
+#define PR(name, prio, action, match, more) \
+	"{\"ruleName\":\"" name "\",\"priority\":" #prio ",\"action\":\"" action "\"," \
+	"\"direction\":\"INGRESS\",\"kind\":\"compute#firewallPolicyRule\",\"match\":{" match "}" more "}"
+#define L4_PG "\"layer4Configs\":[{\"ipProtocol\":\"tcp\",\"ports\":[\"5432\"]}]"
+#define L4_ALL "\"layer4Configs\":[{\"ipProtocol\":\"all\"}]"
+#define SRC(range) "\"srcIpRanges\":[\"" range "\"]"
+#define POL(type, name, rules) \
+	"{\"name\":\"" name "\",\"shortName\":\"" name "\",\"type\":\"" type "\",\"rules\":[" rules "]}"
+#define EFF(firewalls, policies) "{\"firewalls\":[" firewalls "],\"firewallPolicys\":[" policies "]}"
+#define VPC_ALLOW R("vpc-allow-pg", FROM_CONN "," ALLOW_PG)
+#define VPC_DENY R("vpc-deny-pg", PRIO(100) "," FROM_CONN "," DENY_PG)
+
+#define AFTER VP_FW_ORDER_AFTER_CLASSIC
+#define BEFORE VP_FW_ORDER_BEFORE_CLASSIC
+#define UNKNOWN_ORDER VP_FW_ORDER_UNKNOWN
+
+struct chain_case {
+	const char *what;
+	const char *doc;
+	enum vp_fw_order order;
+	bool allowed;
+	enum vp_fw_decider by;
+	const char *decided;    /* the policy rule or VPC rule that decided, "" */
+	const char *passed;     /* goto_next rules passed, "a,b" */
+	bool unknown_order;
+};
+
+static const struct chain_case chain_cases[] = {
+	{ "no policy: the VPC rules decide", EFF(VPC_ALLOW, ""), AFTER, true,
+	  VP_FW_DECIDED_VPC, "vpc-allow-pg", "", false },
+	{ "no policy, no rule: the implied deny", EFF("", ""), AFTER, false,
+	  VP_FW_DECIDED_IMPLIED, "", "", false },
+	{ "a hierarchical deny comes before an allowing VPC rule",
+	  EFF(VPC_ALLOW, POL("HIERARCHY", "org", PR("org-deny-pg", 1000, "deny", SRC("0.0.0.0/0") "," L4_PG, ""))),
+	  AFTER, false, VP_FW_DECIDED_POLICY, "org-deny-pg", "", false },
+	{ "a hierarchical allow comes before a denying VPC rule",
+	  EFF(VPC_DENY, POL("HIERARCHY", "org", PR("org-allow-conn", 1000, "allow", SRC("10.8.0.0/16") "," L4_ALL, ""))),
+	  AFTER, true, VP_FW_DECIDED_POLICY, "org-allow-conn", "", false },
+	{ "goto_next hands the traffic to the VPC rules, past the policy's later deny",
+	  EFF(VPC_ALLOW, POL("HIERARCHY", "org",
+	      PR("org-deny-all", 2000, "deny", SRC("0.0.0.0/0") "," L4_ALL, "") ","
+	      PR("org-delegate-internal", 100, "goto_next", SRC("10.0.0.0/8") "," L4_ALL, ""))),
+	  AFTER, true, VP_FW_DECIDED_VPC, "vpc-allow-pg", "org-delegate-internal", false },
+	{ "goto_next to the VPC rules, which have nothing: the implied deny",
+	  EFF("", POL("HIERARCHY", "org", PR("org-delegate", 100, "goto_next", SRC("0.0.0.0/0") "," L4_ALL, ""))),
+	  AFTER, false, VP_FW_DECIDED_IMPLIED, "", "org-delegate", false },
+	{ "the organization delegates, the folder below denies",
+	  EFF(VPC_ALLOW, POL("HIERARCHY", "org", PR("org-delegate", 100, "goto_next", SRC("0.0.0.0/0") "," L4_ALL, "")) ","
+	      POL("HIERARCHY", "folder-prod", PR("prod-deny-pg", 500, "deny", SRC("10.8.0.0/28") "," L4_PG, ""))),
+	  AFTER, false, VP_FW_DECIDED_POLICY, "prod-deny-pg", "org-delegate", false },
+	{ "the organization's allow ends it: the folder's deny is never reached",
+	  EFF("", POL("HIERARCHY", "org", PR("org-allow", 100, "allow", SRC("10.8.0.0/28") "," L4_PG, "")) ","
+	      POL("HIERARCHY", "folder-prod", PR("prod-deny-pg", 1, "deny", SRC("0.0.0.0/0") "," L4_ALL, ""))),
+	  AFTER, true, VP_FW_DECIDED_POLICY, "org-allow", "", false },
+	{ "no rule of a policy matches: on to the next level",
+	  EFF(VPC_ALLOW, POL("HIERARCHY", "org", PR("org-deny-ssh", 100, "deny", SRC("0.0.0.0/0") ","
+	      "\"layer4Configs\":[{\"ipProtocol\":\"tcp\",\"ports\":[\"22\"]}]", ""))),
+	  AFTER, true, VP_FW_DECIDED_VPC, "vpc-allow-pg", "", false },
+	{ "inside a policy the lowest priority number decides, whatever the listing order",
+	  EFF("", POL("HIERARCHY", "org",
+	      PR("org-deny", 2000, "deny", SRC("0.0.0.0/0") "," L4_ALL, "") ","
+	      PR("org-allow", 1000, "allow", SRC("10.8.0.0/28") "," L4_PG, ""))),
+	  AFTER, true, VP_FW_DECIDED_POLICY, "org-allow", "", false },
+	{ "priorities past 65535 are valid in a policy",
+	  EFF(VPC_ALLOW, POL("HIERARCHY", "org", PR("org-deny", 2147483000, "deny", SRC("0.0.0.0/0") "," L4_ALL, ""))),
+	  AFTER, false, VP_FW_DECIDED_POLICY, "org-deny", "", false },
+	{ "targetResources of another network: the rule does not apply",
+	  EFF(VPC_ALLOW, POL("HIERARCHY", "org", PR("org-deny-backend", 100, "deny", SRC("0.0.0.0/0") "," L4_ALL,
+	      ",\"targetResources\":[\"" NET_OTHER "\"]"))),
+	  AFTER, true, VP_FW_DECIDED_VPC, "vpc-allow-pg", "", false },
+	{ "targetResources naming the instance's network",
+	  EFF(VPC_ALLOW, POL("HIERARCHY", "org", PR("org-deny-default", 100, "deny", SRC("0.0.0.0/0") "," L4_ALL,
+	      ",\"targetResources\":[\"projects/shop/global/networks/default\"]"))),
+	  AFTER, false, VP_FW_DECIDED_POLICY, "org-deny-default", "", false },
+	{ "targetServiceAccounts of another account",
+	  EFF(VPC_ALLOW, POL("HIERARCHY", "org", PR("org-deny-web", 100, "deny", SRC("0.0.0.0/0") "," L4_ALL,
+	      ",\"targetServiceAccounts\":[\"web@shop.iam.gserviceaccount.com\"]"))),
+	  AFTER, true, VP_FW_DECIDED_VPC, "vpc-allow-pg", "", false },
+	{ "targetServiceAccounts naming the instance's account",
+	  EFF(VPC_ALLOW, POL("HIERARCHY", "org", PR("org-deny-db", 100, "deny", SRC("0.0.0.0/0") "," L4_ALL,
+	      ",\"targetServiceAccounts\":[\"db@shop.iam.gserviceaccount.com\"]"))),
+	  AFTER, false, VP_FW_DECIDED_POLICY, "org-deny-db", "", false },
+	{ "a disabled policy rule is ignored",
+	  EFF(VPC_ALLOW, POL("HIERARCHY", "org", PR("org-deny", 100, "deny", SRC("0.0.0.0/0") "," L4_ALL,
+	      ",\"disabled\":true"))),
+	  AFTER, true, VP_FW_DECIDED_VPC, "vpc-allow-pg", "", false },
+	{ "an egress policy rule never decides ingress",
+	  EFF(VPC_ALLOW, POL("HIERARCHY", "org", "{\"ruleName\":\"org-egress\",\"priority\":1,\"action\":\"deny\","
+	      "\"direction\":\"EGRESS\",\"match\":{\"destIpRanges\":[\"0.0.0.0/0\"]," L4_ALL "}}")),
+	  AFTER, true, VP_FW_DECIDED_VPC, "vpc-allow-pg", "", false },
+	{ "a deny for half of the connector's range: unknown, never a guess",
+	  EFF(VPC_ALLOW, POL("HIERARCHY", "org", PR("org-deny-half", 100, "deny", SRC("10.8.0.0/29") "," L4_PG, ""))),
+	  AFTER, false, VP_FW_DECIDED_UNKNOWN, "org-deny-half", "", false },
+	{ "a source by secure tags cannot be judged: unknown",
+	  EFF(VPC_ALLOW, POL("NETWORK", "net-pol", PR("tagged", 100, "deny",
+	      "\"srcSecureTags\":[{\"name\":\"tagValues/123\"}]," L4_PG, ""))),
+	  BEFORE, false, VP_FW_DECIDED_UNKNOWN, "tagged", "", false },
+	{ "a disjoint range with a secure tag may still match by the tag: unknown",
+	  EFF("", POL("HIERARCHY", "org", PR("org-tagged", 100, "allow", SRC("192.168.0.0/16") ","
+	      "\"srcSecureTags\":[{\"name\":\"tagValues/1\"}]," L4_PG, ""))),
+	  AFTER, false, VP_FW_DECIDED_UNKNOWN, "org-tagged", "", false },
+	{ "apply_security_profile_group: inspection decides, unknown here",
+	  EFF(VPC_ALLOW, POL("HIERARCHY", "org", PR("org-inspect", 100, "apply_security_profile_group",
+	      SRC("0.0.0.0/0") "," L4_ALL, ""))),
+	  AFTER, false, VP_FW_DECIDED_UNKNOWN, "org-inspect", "", false },
+	/* The network firewall policies and the enforcement order. */
+	{ "AFTER_CLASSIC_FIREWALL: the VPC rule decides before the network policy",
+	  EFF(VPC_ALLOW, POL("NETWORK", "net-pol", PR("net-deny", 100, "deny", SRC("0.0.0.0/0") "," L4_ALL, ""))),
+	  AFTER, true, VP_FW_DECIDED_VPC, "vpc-allow-pg", "", false },
+	{ "BEFORE_CLASSIC_FIREWALL: the network policy decides first",
+	  EFF(VPC_ALLOW, POL("NETWORK", "net-pol", PR("net-deny", 100, "deny", SRC("0.0.0.0/0") "," L4_ALL, ""))),
+	  BEFORE, false, VP_FW_DECIDED_POLICY, "net-deny", "", false },
+	{ "an unknown order the answer depends on: unknown",
+	  EFF(VPC_ALLOW, POL("NETWORK", "net-pol", PR("net-deny", 100, "deny", SRC("0.0.0.0/0") "," L4_ALL, ""))),
+	  UNKNOWN_ORDER, false, VP_FW_DECIDED_UNKNOWN, "", "", true },
+	{ "an unknown order both orders agree on: known",
+	  EFF("", POL("NETWORK", "net-pol", PR("net-deny", 100, "deny", SRC("0.0.0.0/0") "," L4_ALL, ""))),
+	  UNKNOWN_ORDER, false, VP_FW_DECIDED_POLICY, "net-deny", "", false },
+	{ "AFTER_CLASSIC_FIREWALL: no VPC rule matches, the network policy allows",
+	  EFF("", POL("NETWORK", "net-pol", PR("net-allow", 100, "allow", SRC("10.8.0.0/28") "," L4_PG, ""))),
+	  AFTER, true, VP_FW_DECIDED_POLICY, "net-allow", "", false },
+	{ "a VPC allow at 65535 is no decision: the network policy after it allows",
+	  EFF(R("allow-last", PRIO(65535) "," FROM_CONN "," ALLOW_PG),
+	      POL("NETWORK", "net-pol", PR("net-allow", 100, "allow", SRC("10.8.0.0/28") "," L4_PG, ""))),
+	  AFTER, true, VP_FW_DECIDED_POLICY, "net-allow", "", false },
+	{ "the global network policy before the regional one",
+	  EFF("", POL("NETWORK_REGIONAL", "reg-pol", PR("reg-allow", 1, "allow", SRC("0.0.0.0/0") "," L4_ALL, "")) ","
+	      POL("NETWORK", "net-pol", PR("net-deny", 100, "deny", SRC("0.0.0.0/0") "," L4_ALL, ""))),
+	  AFTER, false, VP_FW_DECIDED_POLICY, "net-deny", "", false },
+	{ "a system policy comes right after the hierarchy, before the VPC rules",
+	  EFF(VPC_ALLOW, POL("SYSTEM_REGIONAL", "gke-sys", PR("sys-deny", 100, "deny", SRC("0.0.0.0/0") "," L4_PG, ""))),
+	  AFTER, false, VP_FW_DECIDED_POLICY, "sys-deny", "", false },
+	{ "goto_next in a network policy: on to the VPC rules (BEFORE_CLASSIC_FIREWALL)",
+	  EFF(VPC_DENY, POL("NETWORK", "net-pol", PR("net-next", 10, "goto_next", SRC("0.0.0.0/0") "," L4_ALL, "") ","
+	      PR("net-allow", 20, "allow", SRC("0.0.0.0/0") "," L4_ALL, ""))),
+	  BEFORE, false, VP_FW_DECIDED_VPC, "vpc-deny-pg", "net-next", false },
+	{ "a rule with no ruleName is named by its priority",
+	  EFF("", POL("HIERARCHY", "org", "{\"priority\":42,\"action\":\"deny\",\"direction\":\"INGRESS\","
+	      "\"match\":{" SRC("0.0.0.0/0") "," L4_ALL "}}")),
+	  AFTER, false, VP_FW_DECIDED_POLICY, "priority 42", "", false },
+};
+
+/* "a,b" of the goto_next rules passed. */
+static void passed_names(const struct vp_fw_policies *pol, const struct vp_fw_chain *c, char *buf,
+                         size_t len)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < c->n_passed && o < len; i++)
+		o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? "," : "",
+		                      pol->v[c->passed[i].policy].rules[c->passed[i].rule].m.name);
+}
+
+START_TEST(test_chain)
+{
+	const struct chain_case *c = &chain_cases[_i];
+	static const char *const stags[] = { "vpc-connector", "vpc-connector-us-central1-run-conn" };
+	static const char *const ttags[] = { "db" };
+	static const char *const tsas[] = { "db@shop.iam.gserviceaccount.com" };
+	char err[1024], got[512];
+	struct vp_fw_ruleset rs = { 0 };
+	struct vp_fw_policies pol = { 0 };
+	struct vp_fw_chain v;
+	struct vp_cidr range;
+	struct vp_fw_source src = { .range = &range, .tags = stags, .n_tags = 2 };
+	struct vp_fw_target dst = { .network = NET, .tags = ttags, .n_tags = 1, .sas = tsas, .n_sas = 1 };
+	const char *decided = "";
+
+	ck_assert_int_eq(vp_fw_range_parse("10.8.0.0/28", &range), 0);
+	ck_assert_msg(vp_gc_read_effective_firewalls("eff.json", c->doc, &rs, &pol, err, sizeof(err)) == 0,
+	              "%s: %s", c->what, err);
+	ck_assert_int_eq(vp_fw_evaluate_chain(&pol, c->order, &rs, &src, &dst, VP_FW_PROTO_TCP, 5432, &v), 0);
+	if (v.by == VP_FW_DECIDED_POLICY || (v.by == VP_FW_DECIDED_UNKNOWN && !v.unknown_order &&
+	                                     pol.n > 0))
+		decided = pol.v[v.at.policy].rules[v.at.rule].m.name;
+	else if (v.by == VP_FW_DECIDED_VPC)
+		decided = rs.rules[v.vpc.hits[0].rule].name;
+	ck_assert_msg(v.allowed == c->allowed, "%s: allowed %d", c->what, v.allowed);
+	ck_assert_msg(v.by == c->by, "%s: decided by kind %d, expected %d", c->what, v.by, c->by);
+	ck_assert_msg(!strcmp(decided, c->decided), "%s: decided by '%s', expected '%s'", c->what,
+	              decided, c->decided);
+	passed_names(&pol, &v, got, sizeof(got));
+	ck_assert_msg(!strcmp(got, c->passed), "%s: passed '%s', expected '%s'", c->what, got, c->passed);
+	ck_assert_msg(v.unknown_order == c->unknown_order, "%s: unknown_order %d", c->what, v.unknown_order);
+	vp_fw_chain_done(&v);
+	vp_fw_policies_done(&pol);
+	vp_fw_ruleset_done(&rs);
+}
+END_TEST
+
+/* Broken effective-firewalls exports: the file and the JSON path named. */
+static const struct bad_case bad_eff_cases[] = {
+	{ "[]", "eff.json: .: expected an object (the output of gcloud compute networks get-effective-firewalls), got an array" },
+	{ "{\"firewalls\":{}}", "eff.json: .firewalls: expected an array, got an object" },
+	{ "{\"firewalls\":[{\"name\":\"a\"}]}", "eff.json: .firewalls[0].network: missing" },
+	{ "{\"firewallPolicys\":[7]}", "eff.json: .firewallPolicys[0]: expected an object (a firewall policy), got an integer" },
+	{ "{\"firewallPolicys\":[{\"name\":\"p\",\"rules\":[]}]}", "eff.json: .firewallPolicys[0].type: missing" },
+	{ EFF("", "{\"name\":\"p\",\"type\":\"FOLDER\",\"rules\":[]}"), "eff.json: .firewallPolicys[0].type: 'FOLDER' is none of" },
+	{ EFF("", POL("HIERARCHY", "p", PR("r", 1, "permit", SRC("0.0.0.0/0") "," L4_ALL, ""))),
+	  "eff.json: .firewallPolicys[0].rules[0].action: 'permit' is none of allow, deny, goto_next" },
+	{ EFF("", POL("HIERARCHY", "p", PR("r", -1, "deny", SRC("0.0.0.0/0") "," L4_ALL, ""))),
+	  "eff.json: .firewallPolicys[0].rules[0].priority: -1 not in 0..2147483647" },
+	{ EFF("", POL("HIERARCHY", "p", PR("r", 1, "deny", SRC("0.0.0.0/0"), ""))),
+	  "eff.json: .firewallPolicys[0].rules[0].match.layer4Configs: missing" },
+	{ EFF("", POL("HIERARCHY", "p", PR("r", 1, "deny", SRC("0.0.0.0/0") ",\"layer4Configs\":[]", ""))),
+	  "eff.json: .firewallPolicys[0].rules[0].match.layer4Configs: expected at least one" },
+	{ EFF("", POL("HIERARCHY", "p", PR("r", 1, "deny", SRC("10.0.0.0/99") "," L4_ALL, ""))),
+	  "eff.json: .firewallPolicys[0].rules[0].match.srcIpRanges[0]: '10.0.0.0/99' is not an IP range" },
+	{ EFF("", POL("HIERARCHY", "p", PR("r", 1, "deny", SRC("0.0.0.0/0") ",\"layer4Configs\":[{\"IPProtocol\":\"tcp\"}]", ""))),
+	  "eff.json: .firewallPolicys[0].rules[0].match.layer4Configs[0].ipProtocol: missing" },
+	{ EFF("", POL("HIERARCHY", "p", "{\"priority\":1,\"action\":\"deny\"}")),
+	  "eff.json: .firewallPolicys[0].rules[0].match: missing" },
+	{ EFF("", POL("HIERARCHY", "p", PR("r", 1, "deny", SRC("0.0.0.0/0") "," L4_ALL, ",\"targetResources\":\"net\""))),
+	  "eff.json: .firewallPolicys[0].rules[0].targetResources: expected an array, got a string" },
+	{ "{\"firewallPolicys\":[{\"name\":\"p\",\"type\":\"HIERARCHY\",\"rules\":[1]}]", "eff.json: line 1 column" },
+};
+
+START_TEST(test_bad_effective)
+{
+	const struct bad_case *c = &bad_eff_cases[_i];
+	char err[1024] = "";
+	struct vp_fw_ruleset rs = { 0 };
+	struct vp_fw_policies pol = { 0 };
+
+	ck_assert_int_eq(vp_gc_read_effective_firewalls("eff.json", c->json, &rs, &pol, err, sizeof(err)),
+	                 -EINVAL);
+	ck_assert_msg(strstr(err, c->error) != NULL, "'%s': got '%s', want '%s'", c->json, err, c->error);
+	ck_assert_ptr_null(rs.rules);
+	ck_assert_ptr_null(pol.v);
+}
+END_TEST
+
+/* The evidence line of a policy rule. */
+START_TEST(test_pol_describe)
+{
+	static const char doc[] = EFF("", POL("HIERARCHY", "org-guard",
+		PR("deny-pg", 1000, "deny", SRC("0.0.0.0/0") "," L4_PG, "")));
+	char err[512], buf[512];
+	struct vp_fw_ruleset rs = { 0 };
+	struct vp_fw_policies pol = { 0 };
+
+	ck_assert_int_eq(vp_gc_read_effective_firewalls("eff.json", doc, &rs, &pol, err, sizeof(err)), 0);
+	vp_fw_pol_rule_describe(&pol, (struct vp_fw_pol_ref){ 0, 0 }, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "'deny-pg' (priority 1000, deny tcp:5432, source 0.0.0.0/0) of "
+	                      "hierarchical policy 'org-guard'");
+	vp_fw_policies_done(&pol);
+	vp_fw_ruleset_done(&rs);
+}
+END_TEST
+
 static Suite *firewall_suite(void)
 {
 	Suite *s = suite_create("firewall");
@@ -465,6 +726,10 @@ static Suite *firewall_suite(void)
 	tcase_add_loop_test(tc, test_ranges, 0, (int)(sizeof(range_cases) / sizeof(range_cases[0])));
 	tcase_add_loop_test(tr, test_bad_rules, 0, (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
 	tcase_add_test(tr, test_describe);
+	tcase_add_loop_test(tc, test_chain, 0, (int)(sizeof(chain_cases) / sizeof(chain_cases[0])));
+	tcase_add_loop_test(tr, test_bad_effective, 0,
+	                    (int)(sizeof(bad_eff_cases) / sizeof(bad_eff_cases[0])));
+	tcase_add_test(tr, test_pol_describe);
 	suite_add_tcase(s, tc);
 	suite_add_tcase(s, tr);
 	return s;

@@ -4,7 +4,8 @@
  * the firewall rules' takes a path and reads the file itself (bounded by
  * VP_GCLOUD_FILE_MAX), so the input is written to a memfd and passed as
  * /proc/self/fd/N. A rule list that reads is evaluated against a few
- * fixed sources and targets. */
+ * fixed sources and targets; an effective-firewalls export, with its
+ * policies, in every enforcement order. */
 #include <errno.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -14,7 +15,9 @@
 #include "agent/gcloud.h"
 #include "tests/fuzz/fuzz.h"
 
-enum { SERVICE, CONNECTOR, INSTANCE, SQL, PEERINGS, LOGS, RESULTS, FIREWALL, READERS };
+/* New readers go last: the seeds' first bytes keep their meaning. */
+enum { SERVICE, CONNECTOR, INSTANCE, SQL, PEERINGS, LOGS, RESULTS, FIREWALL, EFFECTIVE, NETWORK,
+       READERS };
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -76,6 +79,58 @@ static void evaluate(const struct vp_fw_ruleset *rs)
 			}
 			vp_fw_verdict_done(&v);
 		}
+	}
+}
+
+static void check_chain(const struct vp_fw_policies *pol, const struct vp_fw_ruleset *rs,
+                        const struct vp_fw_chain *c)
+{
+	char line[512];
+
+	VP_FUZZ_CHECK(c->n_passed <= VP_FW_PASSED_MAX);
+	for (size_t i = 0; i < c->n_passed; i++) {
+		VP_FUZZ_CHECK(c->passed[i].policy < pol->n &&
+		              c->passed[i].rule < pol->v[c->passed[i].policy].n_rules);
+		vp_fw_pol_rule_describe(pol, c->passed[i], line, sizeof(line));
+		VP_FUZZ_CHECK(vp_fuzz_terminated(line, sizeof(line)));
+	}
+	if (c->vpc_consulted)
+		check_verdict(rs, &c->vpc);
+	if (c->by == VP_FW_DECIDED_POLICY) {
+		const struct vp_fw_pol_rule *r;
+
+		VP_FUZZ_CHECK(c->at.policy < pol->n && c->at.rule < pol->v[c->at.policy].n_rules);
+		r = &pol->v[c->at.policy].rules[c->at.rule];
+		VP_FUZZ_CHECK(c->allowed == (r->action == VP_FW_POL_ALLOW));
+		VP_FUZZ_CHECK(r->m.direction == VP_FW_INGRESS && !r->m.disabled);
+		vp_fw_pol_rule_describe(pol, c->at, line, sizeof(line));
+		VP_FUZZ_CHECK(vp_fuzz_terminated(line, sizeof(line)));
+	} else if (c->by == VP_FW_DECIDED_VPC) {
+		VP_FUZZ_CHECK(c->vpc_consulted && !c->vpc.implied && c->allowed == c->vpc.allowed);
+	} else {
+		VP_FUZZ_CHECK(!c->allowed);
+	}
+}
+
+static void evaluate_chain(const struct vp_fw_policies *pol, const struct vp_fw_ruleset *rs)
+{
+	static const enum vp_fw_order orders[] = {
+		VP_FW_ORDER_UNKNOWN, VP_FW_ORDER_AFTER_CLASSIC, VP_FW_ORDER_BEFORE_CLASSIC,
+	};
+	static const char *const sas[] = { "vm@p.iam.gserviceaccount.com" };
+	struct vp_cidr range;
+	char err[VP_ERR_MAX];
+	struct vp_fw_source src = { .range = &range };
+	struct vp_fw_target dst = { .network = "default", .sas = sas, .n_sas = 1 };
+
+	VP_FUZZ_CHECK(vp_cidr_parse("10.8.0.0/28", &range, err, sizeof(err)) == 0);
+	for (size_t o = 0; o < sizeof(orders) / sizeof(orders[0]); o++) {
+		struct vp_fw_chain c;
+
+		if (vp_fw_evaluate_chain(pol, orders[o], rs, &src, &dst, VP_FW_PROTO_TCP, 5432, &c) < 0)
+			continue;   /* out of memory */
+		check_chain(pol, rs, &c);
+		vp_fw_chain_done(&c);
 	}
 }
 
@@ -145,6 +200,32 @@ static int read_one(int which, const char *path, const char *text, char *err, si
 		if (r == 0)
 			VP_FUZZ_CHECK(res.n <= VP_GCLOUD_RESULTS_MAX);
 		vp_gc_results_done(&res);
+		return r;
+	}
+	case EFFECTIVE: {
+		struct vp_fw_ruleset rs = { 0 };
+		struct vp_fw_policies pol = { 0 };
+
+		r = vp_gc_read_effective_firewalls("effective-firewalls.json", text, &rs, &pol, err,
+		                                   errlen);
+		if (r == 0) {
+			VP_FUZZ_CHECK(pol.n <= VP_GCLOUD_POLICIES_MAX);
+			for (size_t i = 0; i < pol.n; i++)
+				for (size_t j = 1; j < pol.v[i].n_rules; j++)
+					VP_FUZZ_CHECK(pol.v[i].rules[j - 1].priority <= pol.v[i].rules[j].priority);
+			evaluate_chain(&pol, &rs);
+		}
+		vp_fw_policies_done(&pol);
+		vp_fw_ruleset_done(&rs);
+		return r;
+	}
+	case NETWORK: {
+		enum vp_fw_order order = VP_FW_ORDER_UNKNOWN;
+
+		r = vp_gc_read_network(path, &order, err, errlen);
+		if (r == 0)
+			VP_FUZZ_CHECK(order == VP_FW_ORDER_AFTER_CLASSIC ||
+			              order == VP_FW_ORDER_BEFORE_CLASSIC);
 		return r;
 	}
 	default: {

@@ -367,6 +367,12 @@ def scenario_disk():
         check(agent.wait_log("target 'up' ", count=3, after=freed_at), "disk: results after the space came back")
         # The end of the outage says how many results it lost.
         lost = sum(int(l.split("; ")[1].split()[0]) for l in agent.matching("results are kept again"))
+        # /metrics is built at most once a second: poll it, with a bound.
+        deadline = time.monotonic() + 10
+        while metric(status, "vpcprobe_reports_dropped_total") != lost and time.monotonic() < deadline:
+            time.sleep(0.2)
+        check(metric(status, "vpcprobe_reports_dropped_total") == lost,
+              "disk: vpcprobe_reports_dropped_total is what the log says was lost (%d)" % lost)
         col = collector.Collector("otlp", port=col_port).start()
         check(col.wait(lambda rs: sum(1 for x in rs if x["status"] == 200) >= 3, timeout=60),
               "disk: delivery resumes once the collector is up")
@@ -383,6 +389,23 @@ def scenario_disk():
               "disk: produced %d = delivered %d + still spooled %d + lost %d (as logged)"
               % (produced, len(seqs), len(left), lost))
         check(not any(x["errors"] for x in col.requests), "disk: every body passes the OTLP checker")
+
+        # A start on a disk that is full already, the collector up.
+        fill(filler)
+        agent = Agent(w.dir, cfg, name="restarted")
+        check(agent.wait_log("spool: cannot keep the result", timeout=60) and agent.running(),
+              "disk: an agent started on a full disk runs, and says it cannot keep results")
+        check(agent.wait_log("target 'up' ", count=3), "disk: and probes")
+        os.unlink(filler)
+        freed_at = time.time()
+        check(agent.wait_log("spool: results are kept again", after=freed_at),
+              "disk: space back: results are kept again")
+        n = len(otlp_seqs(col))
+        check(col.wait(lambda rs: len(otlp_seqs(col)) > n, timeout=30), "disk: and delivered")
+        check(agent.term() == 0, "disk: SIGTERM exits 0")
+        seqs = otlp_seqs(col)
+        check(len(seqs) == len(set(seqs)) and all(a < b for a, b in zip(seqs, seqs[1:])),
+              "disk: across the restart still in order, nothing acknowledged twice")
     finally:
         agent.close()
         if col:

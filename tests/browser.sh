@@ -9,8 +9,12 @@
 # HTML. Chromium, in the same namespace, dumps the DOM after the page's
 # script has run; the test asserts each target's name, badge and next step,
 # that the script ran under the CSP (data-live="1"), and that nothing
-# injected ran or became an element. The screenshot goes to the build
-# directory as status.png.
+# injected ran or became an element. The agent also checks the listener on
+# port 6379 (the Redis-like server, bound to loopback) and runs a beacon on
+# the namespace's 127.0.0.1:18080 that the test reaches once: the dumped DOM,
+# rebuilt by the script from /api/v1/status, must show the listener table's
+# row and the beacon's arrival. The screenshot goes to the build directory
+# as status.png.
 #
 # Exit 0 when all pass, 1 when any fails, 77 (skip) without root, network
 # namespaces, nft or chromium. Env: VPCPROBE (set by meson), TESTS_DIR.
@@ -23,6 +27,7 @@ BUILD_DIR=$(cd "$(dirname "$VPCPROBE")" && pwd)
 SHOT=$BUILD_DIR/status.png
 STATUS_ADDR=127.0.0.1:9464
 XSS_NAME="<img src=x onerror=document.title='pwned'>"
+BEACON_PORT=18080
 
 # shellcheck source=tests/lab/lab.sh
 source "$TESTS_DIR/lab/lab.sh"
@@ -106,7 +111,9 @@ cat >"$WORK/agent.json" <<EOF
     { "name": "$XSS_NAME", "url": "tcp://$LAB_SERVER4:$LAB_PORT_CLOSED" },
     { "name": "api-vm", "url": "tcp://$LAB_SERVER4:$LAB_PORT_OPEN" },
     { "name": "metrics-v6", "url": "tcp://[$LAB_SERVER6]:$LAB_PORT_OPEN" }
-  ]
+  ],
+  "listeners": [ { "port": 6379 } ],
+  "beacons": [ { "listen": "127.0.0.1:$BEACON_PORT", "expect_from": ["127.0.0.0/30"] } ]
 }
 EOF
 
@@ -126,6 +133,9 @@ for _ in $(seq 300); do
     sleep 0.05
 done
 check "the agent in the lab is ready (every target ran once)" test "$ready" = yes
+# One arrival at the beacon (it listens before READY=1, so before /-/ready).
+check "the beacon in the lab answers a GET" lab_client python3 -c \
+    "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:$BEACON_PORT/', timeout=5).status != 200)"
 
 chrome() {
     lab_client "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
@@ -162,6 +172,12 @@ check "exactly one <script> element: the agent's" test "$(grep -o '<script' "$WO
 check "failing rows come before ok rows" \
     test "$(grep -n 'data-name="api-vm"' "$WORK/dom.html" | cut -d: -f1)" -ge \
     "$(grep -n 'data-name="orders-db"' "$WORK/dom.html" | cut -d: -f1)"
+check "the listener table is on the page" has '<section id="listeners">'
+check "its row for port 6379: loopback only, LOCALHOST ONLY, owned by python3" \
+    grep -qE '<tr class="failing" data-port="6379">.*<span class="bt">LOCALHOST ONLY</span>.*<td class="scope">loopback_only</td><td class="addresses">127.0.0.1</td><td class="owner">[0-9]+ python3</td>' "$WORK/dom.html"
+check "the beacon's section is on the page" has "<section class=\"beacon\" data-listen=\"127.0.0.1:$BEACON_PORT\">"
+check "a beacon row: the arrival from 127.0.0.1, inside expect_from" \
+    grep -qE '<tr class="inside"><td>1</td><td class="time">[0-9T:.Z-]+</td><td class="source">127\.0\.0\.1:[0-9]+</td><td class="match">inside</td><td class="network">127\.0\.0\.0/30</td>' "$WORK/dom.html"
 check "the screenshot is saved as $SHOT" test -s "$SHOT"
 
 if ((failed)); then

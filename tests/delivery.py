@@ -21,6 +21,7 @@ request at the collector, a file), never sleeps. Traffic: 127.0.0.1 only."""
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -48,13 +49,31 @@ def check(ok, what):
     return ok
 
 
+def ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
-    """A loopback port nothing listens on: bound, then closed."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A loopback port nothing listens on, from below the kernel's
+    ephemeral range: bind(0) and connect() never hand it out, so a
+    collector or listener started later (they bind port 0) cannot take the
+    status port or the refused port of a scenario. Bound, then closed."""
+    lo, _ = ephemeral_range()
+    for _ in range(100):
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", random.randint(10000, lo - 1) if lo > 10001 else 0))
+            return s.getsockname()[1]
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free loopback port below %d" % lo)
 
 
 def wait_for(pred, timeout=30.0):

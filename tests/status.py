@@ -423,6 +423,7 @@ def check_clean_log(agent):
 
 HOSTILE_COMM = "<i>srv&x"          # a process name that is markup; no '/' in a file name
 HOSTILE_INSTANCE = "diag-<b>vm</b>"
+BINARY_COMM = b"\xff\xfe-srv"
 
 
 class Metadata:
@@ -503,10 +504,11 @@ def make_cert(work):
     return (cert, key) if p.returncode == 0 else None
 
 
-def hostile_owner(work):
-    """A process named HOSTILE_COMM (its executable's file name) that listens
-    on 127.0.0.1 only: the listener check's owner column must escape it."""
-    exe = os.path.join(work, HOSTILE_COMM)
+def hostile_owner(work, name=HOSTILE_COMM):
+    """A process named 'name' (its executable's file name, str or bytes)
+    that listens on 127.0.0.1 only: the listener check's owner column must
+    escape it."""
+    exe = os.path.join(os.fsencode(work), os.fsencode(name))
     os.symlink(sys.executable, exe)
     code = ("import socket,sys\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen(8)\n"
             "print(s.getsockname()[1],flush=True)\nsys.stdin.read()\n")
@@ -525,6 +527,9 @@ def test_checks(work):
     on the page, in /api/v1/status and in /metrics."""
     meta = Metadata()
     owner, owner_port = hostile_owner(work)
+    # Not UTF-8: jansson refuses such a string, and one process must not
+    # take /api/v1/status down with it.
+    binary, binary_port = hostile_owner(work, BINARY_COMM)
     closed_port = free_port()
     beacon_port = free_port()
     certs = make_cert(work)
@@ -540,7 +545,7 @@ def test_checks(work):
                      "metadata_url": meta.url},
            "defaults": {"interval_s": 1, "timeout_ms": 900},
            "targets": targets,
-           "listeners": [{"port": owner_port}, {"port": closed_port}],
+           "listeners": [{"port": owner_port}, {"port": closed_port}, {"port": binary_port}],
            "beacons": [{"listen": "127.0.0.1:%d" % beacon_port, "expect_from": ["127.0.0.0/30"]}]}
     agent = Agent(work, cfg, "checks")
     try:
@@ -570,7 +575,7 @@ def test_checks(work):
                        "network": "shared-vpc"}, "agent.instance from the metadata server: %r" % inst)
         check(meta.flavors and all(f == "Google" for f in meta.flavors),
               "the metadata requests carry Metadata-Flavor: Google")
-        lo, closed = doc["listeners"]
+        lo, closed, binary_row = doc["listeners"]
         check(lo["port"] == owner_port and lo["scope"] == "loopback_only" and lo["verdict"] == "localhost_only"
               and lo["reason"] == "loopback_bind" and lo["state"] == "failing" and lo["addresses"] == ["127.0.0.1"],
               "the loopback-bound port: loopback_only, localhost_only: %r" % lo)
@@ -579,6 +584,13 @@ def test_checks(work):
         check(closed["port"] == closed_port and closed["reason"] == "not_listening" and closed["verdict"] == "refused"
               and closed["addresses"] == [] and closed["pid"] is None,
               "the closed port: not_listening, refused: %r" % closed)
+        check(binary_row["pid"] == binary.pid and binary_row["process"] == "??-srv",
+              "a process name that is not UTF-8 shows with '?' for its bytes: %r" % binary_row["process"])
+        st, _, body = request(port, "/api/v1/listeners?port=%d" % binary_port)
+        socks = json.loads(body)["ports"][0]["sockets"] if st == 200 else []
+        check(st == 200 and socks and socks[0]["process"] == "??-srv",
+              "/api/v1/listeners?port= of that process answers 200 with its name cleaned: %d %r"
+              % (st, socks))
         b = doc["beacons"][0]
         recent = {a["source"]: a for a in b["recent"]}
         check(b["listen"] == "127.0.0.1:%d" % beacon_port and b["running"] and b["expect_from"] == ["127.0.0.0/30"]
@@ -623,8 +635,9 @@ def test_checks(work):
                       "promtool check metrics is clean with the expiry series: %r" % p.stderr[:300])
     finally:
         rc = agent.stop()
-        owner.stdin.close()
-        owner.wait()
+        for p in (owner, binary):
+            p.stdin.close()
+            p.wait()
         meta.server.shutdown()
         if tls:
             tls.sock.close()

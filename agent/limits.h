@@ -133,6 +133,15 @@
 #define VP_LISTEN_SCAN_LINKS_MAX 262144 /* /proc/PID/fd links read to find owners */
 #define VP_LISTEN_COMM_MAX      64      /* a process name (the kernel's comm is 16) */
 
+/* Remote evidence for a refusal (agent/peer.c, issue 3): the listener table
+ * of one port asked of the agent on the target's host. The peer is another
+ * host on the network: its answer is read with a hard bound, and the ask
+ * spends the refused probe's own time, never more. */
+#define VP_PEER_BODY_MAX        (64 * 1024) /* a longer answer is refused, not read; 256 sockets of ~150-200 bytes fit */
+#define VP_PEER_SOCKETS_MAX     256     /* sockets of one port in an answer (SO_REUSEPORT groups) */
+#define VP_PEER_TIMEOUT_MS      1000    /* the ask's deadline, at most; never past the probe's */
+#define VP_PEER_MIN_MS          20      /* with less of the probe's time left, nothing is asked */
+
 /* Beacon (probes/beacon.c, agent/cmd_beacon.c, issue 3). It faces anyone who
  * can reach its port: it reads a small request at most, gives every
  * connection a deadline and holds a fixed number of them. Each held

@@ -17,13 +17,12 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "agent/limits.h"
 #include "probes/classify.h"
 #include "probes/listeners.h"
 
-#define VP_PEER_BODY_MAX (64 * 1024) /* a longer answer is refused, not read */
-#define VP_PEER_SOCKETS_MAX 256      /* sockets of one port in an answer (SO_REUSEPORT) */
-#define VP_PEER_TIMEOUT_MS 1000      /* the ask's deadline, at most; never past the probe's */
-#define VP_PEER_MIN_MS 20            /* with less of the probe's time left, nothing is asked */
+/* The bounds on an ask and its answer (VP_PEER_BODY_MAX, ...) are in
+ * agent/limits.h with the others. */
 #define VP_PEER_WHY_MAX 160          /* why the peer could not be asked */
 
 /* The peer's table for one port, as its answer gave it. */

@@ -38,8 +38,10 @@ struct vp_probe_result {
 	double dns_ms;                 /* < 0 when no name was looked up (set by the runner) */
 	double connect_ms;             /* < 0 when the handshake did not complete */
 	double protocol_ms;            /* < 0 when no protocol spoke; without tls_ms */
-	/* TLS (probes/tls.h), to be read only with tls.asked: a result that
-	 * the runner makes without a probe (a DNS failure) has them zeroed. */
+	/* TLS (probes/tls.h), 'tls' to be read only with tls.asked. A result
+	 * that the runner makes without a probe (a DNS failure, no memory) has
+	 * 'tls' zeroed (tls.asked false), tls_ms -1 and cert_days_left
+	 * VP_CERT_DAYS_UNKNOWN: no handshake began and no certificate was seen. */
 	struct vp_tls_info tls;        /* tls.asked: TLS was asked for */
 	double tls_ms;                 /* the handshake, until it ended; < 0 when none began */
 	int cert_days_left;            /* the server's certificate, or VP_CERT_DAYS_UNKNOWN */

@@ -306,7 +306,11 @@ static void parse_connector_range(struct loader *ld, const char *path, json_t *v
 
 /* agent_url: the base URL of the vpcprobe agent on the target's host, whose
  * status server answers /api/v1/listeners (issue 3). Credentials are
- * refused by vp_url_parse(); the token goes in agent_token_file. */
+ * refused by vp_url_parse(); the token goes in agent_token_file. The host
+ * must be an IP address: the ask is a libcurl transfer, and libcurl would
+ * resolve a name with its own resolver, past agent.dns_servers and
+ * probes/dns.c that every target's name goes through. An agent on the
+ * target's host is reached on that host's internal address anyway. */
 static void parse_agent_url(struct loader *ld, const char *path, json_t *v, void *dst,
                             const struct field *f)
 {
@@ -326,6 +330,13 @@ static void parse_agent_url(struct loader *ld, const char *path, json_t *v, void
 	if (url.kind != VP_KIND_HTTP && url.kind != VP_KIND_HTTPS) {
 		vp_cfg_report(ld, path, "'%.80s': the peer agent's status server is reached over http:// "
 		              "or https://", s);
+		return;
+	}
+	if (url.host_type == VP_HOST_NAME) {
+		vp_cfg_report(ld, path, "'%.80s': agent_url must name the target agent by IP address: "
+		              "a host name would not be resolved through agent.dns_servers as the "
+		              "targets' names are; write the internal address of the target's host, "
+		              "such as \"http://10.20.0.5:9464\"", s);
 		return;
 	}
 	/* The runner appends /api/v1/listeners?port=N itself. */

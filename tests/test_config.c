@@ -1037,7 +1037,16 @@ struct agent_case {
 static const struct agent_case agent_cases[] = {
 	{ "'http://198.18.0.2:9464'", "Zq9-tok\n", 0, false, NULL },
 	{ "'http://198.18.0.2:9464/'", NULL, 0, false, NULL },
-	{ "'https://agent.internal:9464'", "Zq9-tok", 0, false, NULL },
+	{ "'https://198.18.0.2:9464'", "Zq9-tok", 0, false, NULL },
+	/* A name would be resolved by libcurl, past agent.dns_servers: refused. */
+	{ "'https://agent.internal:9464'", "Zq9-tok", 0, false, "targets[0].agent_url: "
+	  "'https://agent.internal:9464': agent_url must name the target agent by IP address: a "
+	  "host name would not be resolved through agent.dns_servers" },
+	{ "'http://localhost:9464'", NULL, 0, false, "agent_url must name the target agent by IP "
+	  "address" },
+	/* inet_aton() would read this as 198.18.0.2; the URL parser refuses it. */
+	{ "'http://198.18.2:9464'", NULL, 0, false, "targets[0].agent_url: 'http://198.18.2:9464': "
+	  "'198.18.2' is not an IPv4 address" },
 	{ "'http://[fd00:198:18::2]:9464'", NULL, 0, false, NULL },
 	{ "'tcp://198.18.0.2:9464'", NULL, 0, false, "targets[0].agent_url: "
 	  "'tcp://198.18.0.2:9464': the peer agent's status server is reached over http:// or https://" },

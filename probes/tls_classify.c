@@ -109,6 +109,17 @@ static bool verify_failed(const struct vp_tls_obs *o)
 	return ssl_reason(o->err) == SSL_R_CERTIFICATE_VERIFY_FAILED || o->err == 0;
 }
 
+/* The server's certificate did not parse (garbage, or DER cut short): the
+ * ASN.1 library's error comes first in the queue, before the SSL library's
+ * "ASN1 lib". A client parses no other ASN.1 from a server this early but
+ * signatures and a CertificateRequest's names, which Cloud SQL and
+ * Memorystore do not send. (The X.509 library's errors are not counted:
+ * some are this host's own, such as a ca_file with a certificate twice.) */
+static bool cert_unparsed(const struct vp_tls_obs *o)
+{
+	return o->err != 0 && ERR_GET_LIB(o->err) == ERR_LIB_ASN1;
+}
+
 static enum reason reason_of(const struct vp_tls_obs *o)
 {
 	switch (o->event) {
@@ -135,6 +146,8 @@ static enum reason reason_of(const struct vp_tls_obs *o)
 			return R_CERT_REVOKED;
 		return R_CERT_INVALID;
 	}
+	if (cert_unparsed(o))
+		return R_CERT_INVALID;
 	if (has_int(version_codes, N_ELEMS(version_codes), ssl_reason(o->err)))
 		return R_PROTOCOL_VERSION;
 	return R_HANDSHAKE_FAILURE;
@@ -171,6 +184,9 @@ static void detail_failed(const struct vp_tls_obs *o, struct vp_verdict_out *out
 		vp_textf(out->detail, sizeof(out->detail), "the server's certificate was refused: %s "
 		         "(X509 verify error %ld)%s", X509_verify_cert_error_string(o->verify_result),
 		         o->verify_result, days);
+	else if (cert_unparsed(o))
+		vp_textf(out->detail, sizeof(out->detail), "the server's certificate is malformed: "
+		         "%s", why ? why : "OpenSSL gave no reason");
 	else
 		vp_textf(out->detail, sizeof(out->detail), "the TLS handshake failed: %s%s",
 		         why ? why : "OpenSSL gave no reason", days);

@@ -11,6 +11,11 @@ One run probes every hostile behaviour and three well-behaved controls
   - every --json line parses, and no detail or hint holds a control
     character: what the servers said comes out escaped;
   - the table on the terminal holds no raw ESC (0x1b) byte;
+  - TLS servers with a garbage certificate (malformed DER after a
+    ServerHello), a 16 MiB one, and one whose subject holds escapes and
+    HTML: tls_error with its reason, the same for https and rediss, the
+    certificate's text escaped in the JSON and the table, the controls on
+    time in the same run;
 and then, with `vpcprobe run` on the same targets, after its first full
 round (READY=1 and STATUS= on a NOTIFY_SOCKET this test owns):
   - the status page, a target's page and /api/v1/status show what the
@@ -75,8 +80,8 @@ def run_check(args, tmp, name):
 
 
 def url(kind, port, path="/"):
-    if kind == "http":
-        return f"http://127.0.0.1:{port}{path}"
+    if kind in ("http", "https"):
+        return f"{kind}://127.0.0.1:{port}{path}"
     return f"{kind}://127.0.0.1:{port}"
 
 
@@ -127,6 +132,7 @@ def probe_all(ports, tmp):
     # curl takes a Content-Length past 2^64 and waits for the body.
     cases[url("http", ports["http-absurd"])] = ("http-absurd", {"timeout", "protocol_error"}, None)
     cases[url("http", ports["http-error"])] = ("http-error", {"protocol_error"}, "http_500")
+
     controls = {
         url("postgres", ports["pg-good"]): "pg-good",
         url("redis", ports["redis-good"]): "redis-good",
@@ -199,9 +205,97 @@ def probe_all(ports, tmp):
     check("no C1 control in the table", text is not None and clean_text(text.replace("\n", "")))
     check("the table names every target",
           all(u.split("/")[2] in out.decode(errors="replace") for u in urls))
-    run_daemon(cases, controls, tmp)
+    tls_cases(ports, controls, tmp)
+    run_daemon(cases, controls, tmp, ports)
     print(f"1..{n}")
     return 1 if failed else 0
+
+
+def tls_targets(ports, controls, hostile):
+    """The TLS run's config targets: the controls, the evil subject (trusted
+    by ca_file, so that the name check quotes it), and with 'hostile' the
+    garbage and huge certificates for https (libcurl) and rediss
+    (probes/tls.c). Every TLS target names ca_file, a file of one
+    certificate: without it each would load the system's CA store, whose
+    memory is no hostile peer's doing."""
+    ca = ports["ca_file"]
+    targets = [{"name": name, "url": u} for u, name in controls.items()]
+    targets.append({"name": "evil-subject", "url": url("https", ports["tls-evil-subject"]),
+                    "ca_file": ca})
+    for kind in ("https", "rediss") if hostile else ():
+        for behaviour in ("tls-garbage-cert", "tls-huge-cert"):
+            targets.append({"name": f"{behaviour}-{kind}", "url": url(kind, ports[behaviour]),
+                            "ca_file": ca})
+    return targets
+
+
+def run_config(tmp, name, targets, table=False):
+    """check [--json] -c a config of 'targets': (exit, {target: record} or the
+    table's bytes, stderr, peak RSS KiB)."""
+    path = os.path.join(tmp, name + ".json")
+    with open(path, "w") as f:
+        json.dump({"defaults": {"timeout_ms": TIMEOUT_MS}, "targets": targets}, f)
+    rc, out, err, rss = run_check(([] if table else ["--json"]) + ["-c", path], tmp, name)
+    if table:
+        return rc, out, err, rss
+    recs = {}
+    for line in out.splitlines():
+        try:
+            r = json.loads(line)
+            recs[r.get("target")] = r
+        except ValueError:
+            recs.setdefault("not JSON", line)
+    return rc, recs, out + err, rss
+
+
+def tls_cases(ports, controls, tmp):
+    """TLS servers that misbehave: a garbage certificate, a 16 MiB one, and
+    a subject of escapes and HTML."""
+    if "tls-evil-subject" not in ports:
+        check("hostile_server.py made the evil certificate (openssl)", False)
+        return
+    rc, base, _, base_rss = run_config(tmp, "tls-controls", tls_targets(ports, controls, False))
+    check("TLS baseline: the controls ok",
+          all(base.get(n, {}).get("verdict") == "ok" for n in controls.values()), base)
+    rc, recs, raw, rss = run_config(tmp, "tls-hostile", tls_targets(ports, controls, True))
+    check("TLS: check --json exits 1, every line JSON, no raw ESC",
+          rc == 1 and "not JSON" not in recs and b"\x1b" not in raw, raw[:2000])
+    for behaviour, reason in (("tls-garbage-cert", "cert_invalid"),
+                              ("tls-huge-cert", "handshake_failure")):
+        got = {kind: recs.get(f"{behaviour}-{kind}", {}) for kind in ("https", "rediss")}
+        check(f"{behaviour}: tls_error {reason} for https and rediss alike",
+              all(r.get("verdict") == "tls_error" and r.get("reason") == reason
+                  for r in got.values()),
+              {k: (r.get("verdict"), r.get("reason"), r.get("detail")) for k, r in got.items()})
+    garbage = recs.get("tls-garbage-cert-https", {})
+    check("a garbage certificate: the detail names the malformed DER, the server spoke TLS",
+          "asn1" in (garbage.get("detail") or "") and
+          (garbage.get("tls") or {}).get("offered") is True, garbage)
+    evil = recs.get("evil-subject", {})
+    detail = evil.get("detail") or ""
+    check("evil subject: tls_error hostname_mismatch",
+          evil.get("verdict") == "tls_error" and evil.get("reason") == "hostname_mismatch", evil)
+    check("evil subject: the subject shown escaped in the detail",
+          "\\x1b[31mRED" in detail and "<script>alert(1)</script>" in detail, detail)
+    check("evil subject: the certificate's days in the record",
+          (evil.get("tls") or {}).get("cert_days_left") == 29, evil.get("tls"))
+    dirty = [(n, r.get("detail"), r.get("hint")) for n, r in recs.items() if isinstance(r, dict) and
+             (not clean_text(r.get("detail") or "") or not clean_text(r.get("hint") or ""))]
+    check("TLS: every detail and hint is free of control characters", not dirty, dirty[:3])
+    check("TLS: the controls in the same run are ok",
+          all(recs.get(n, {}).get("verdict") == "ok" for n in controls.values()),
+          [(n, recs.get(n, {}).get("verdict")) for n in controls.values()])
+    check(f"TLS: peak RSS ({rss} KiB) within {RSS_MARGIN_KIB} KiB of the TLS baseline "
+          f"({base_rss} KiB)", rss <= base_rss + RSS_MARGIN_KIB)
+    print(f"# TLS peak RSS: baseline {base_rss} KiB, with the hostile TLS servers {rss} KiB")
+    rc, out, err, _ = run_config(tmp, "tls-table", tls_targets(ports, controls, True), table=True)
+    try:
+        text = out.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    check("TLS: the table has no raw ESC and no C1 control",
+          rc == 1 and b"\x1b" not in out and b"\x1b" not in err and text is not None and
+          clean_text(text.replace("\n", "")), out.decode(errors="replace")[:2000])
 
 
 def free_port():
@@ -232,18 +326,22 @@ def get(port, path):
         return r.read()
 
 
-def run_daemon(cases, controls, tmp):
+def run_daemon(cases, controls, tmp, ports):
     """The daemon on the same targets: what its page and API show of them."""
     names = {}
     for u, c in cases.items():
         names[f"{c[0]}-{u.split(':')[0]}"] = u
     for u, name in controls.items():
         names[name] = u
+    evil = "tls-evil-subject" in ports
     status_port = free_port()
     cfg = {"agent": {"name": "hostile-test", "status_listen": f"127.0.0.1:{status_port}",
                      "state_dir": os.path.join(tmp, "state")},
            "defaults": {"interval_s": 60, "timeout_ms": TIMEOUT_MS},
            "targets": [{"name": name, "url": u} for name, u in names.items()]}
+    if evil:
+        cfg["targets"].append({"name": "evil-subject", "url": url("https", ports["tls-evil-subject"]),
+                               "ca_file": ports["ca_file"]})
     path = os.path.join(tmp, "vpcprobe.json")
     with open(path, "w") as f:
         json.dump(cfg, f)
@@ -272,6 +370,12 @@ def run_daemon(cases, controls, tmp):
         check("a target's page: the server's words shown escaped",
               b"&lt;script&gt;alert(1)&lt;/script&gt;" in target and b"\\x1b[31mRED" in target,
               target.decode(errors="replace")[-3000:])
+        if evil:
+            cert = get(status_port, "/target/evil-subject")
+            check("the evil certificate's page: its subject escaped, no raw ESC, no markup",
+                  b"\x1b" not in cert and b"<script>alert" not in cert and
+                  b"&lt;script&gt;alert(1)&lt;/script&gt;" in cert and b"\\x1b[31mRED" in cert,
+                  cert.decode(errors="replace")[-3000:])
         try:
             doc = json.loads(api)
         except ValueError as e:

@@ -2,8 +2,8 @@
 """tests/hostile_server.py: targets that misbehave on purpose (issue 9).
 
 Listens on 127.0.0.1 only, one ephemeral port per behaviour, and prints one
-line of JSON, {"BEHAVIOUR": PORT, ...}, once every port listens: that line
-is the readiness signal. Runs until SIGTERM or SIGINT (or its stdin closes,
+line of JSON, {"BEHAVIOUR": PORT, ..., "ca_file": PATH}, once every port
+listens: that line is the readiness signal. Runs until SIGTERM or SIGINT (or its stdin closes,
 with --until-stdin-closes), so the test that starts it stops it by its PID.
 
 Behaviours (postgres:// and redis:// probes send first; http:// too):
@@ -27,14 +27,28 @@ Behaviours (postgres:// and redis:// probes send first; http:// too):
   http-drip    a 200 status line one byte a second
   http-absurd  a Content-Length of 2^64 + 1
   http-error   500 whose Server header and body hold escapes and HTML
+  tls-garbage-cert  a TLS 1.2 ServerHello, then a Certificate message whose
+               certificate is random bytes behind a valid-looking DER start
+  tls-huge-cert     a ServerHello, then a Certificate message that claims
+               16 MiB and streams it
+  tls-evil-subject  real TLS (HTTP behind it) with a self-signed certificate
+               whose subject holds terminal escapes and HTML and that has
+               no subjectAltName; the ready line's "ca_file" names it (made
+               with openssl at start; without openssl this one is left out)
 """
 import argparse
 import asyncio
 import json
+import os
+import random
+import shutil
 import signal
 import socket
+import ssl
 import struct
+import subprocess
 import sys
+import tempfile
 
 HOST = "127.0.0.1"
 # What a hostile server says: terminal escapes (colour, clear screen, window
@@ -213,6 +227,75 @@ async def http_error(reader, writer):
     writer.close()
 
 
+def tls_record(body):
+    """A TLS 1.2 handshake record."""
+    return b"\x16\x03\x03" + struct.pack(">H", len(body)) + body
+
+
+def tls_handshake(kind, body, length=None):
+    n = len(body) if length is None else length
+    return bytes([kind]) + n.to_bytes(3, "big") + body
+
+
+# ECDHE-RSA-AES128-GCM-SHA256, which OpenSSL's clients offer, and the empty
+# renegotiation_info that OpenSSL 3 requires of a TLS 1.2 server.
+SERVER_HELLO = tls_record(tls_handshake(2, b"\x03\x03" + bytes(range(32)) + b"\x00" +
+                                        b"\xc0\x2f\x00" + b"\x00\x05\xff\x01\x00\x01\x00"))
+
+
+async def read_client_hello(reader):
+    head = await reader.readexactly(5)
+    await reader.readexactly(struct.unpack(">H", head[3:5])[0])
+
+
+async def tls_garbage_cert(reader, writer):
+    await read_client_hello(reader)
+    rnd = random.Random(9)
+    # A SEQUENCE of a plausible length, then noise: DER that starts well.
+    cert = b"\x30\x82\x02\x5c\x30\x82\x01\xc4" + bytes(rnd.getrandbits(8) for _ in range(600))
+    chain = len(cert).to_bytes(3, "big") + cert
+    writer.write(SERVER_HELLO +
+                 tls_record(tls_handshake(11, len(chain).to_bytes(3, "big") + chain)))
+    await writer.drain()
+    await drain_forever(reader)
+
+
+async def tls_huge_cert(reader, writer):
+    await read_client_hello(reader)
+    writer.write(SERVER_HELLO + tls_record(tls_handshake(11, b"\xff\xff\xfc", 0xFFFFFF)))
+    while True:
+        writer.write(tls_record(CHUNK[:16000]))
+        await writer.drain()
+
+
+# Terminal escapes (colour, a window title, an 8-bit CSI as U+009B) and HTML,
+# in the 64 characters a commonName may have.
+EVIL_NAME = "\x1b[31mRED\x1b[0m <script>alert(1)</script> \x1b]0;pwned\x07 \u009b6n <b>x</b>"
+
+
+def make_evil_cert(directory):
+    """A self-signed certificate for EVIL_NAME, no subjectAltName: (cert, key)
+    paths, or None when openssl fails or is missing."""
+    cnf = os.path.join(directory, "evil.cnf")
+    cert, key = os.path.join(directory, "evil.pem"), os.path.join(directory, "evil.key")
+    with open(cnf, "w", encoding="utf-8") as f:
+        f.write("[req]\nprompt = no\ndistinguished_name = dn\nutf8 = yes\n"
+                "string_mask = utf8only\n[dn]\nCN = " + EVIL_NAME + "\nO = " + EVIL_NAME + "\n")
+    try:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-days", "30", "-config", cnf,
+                        "-keyout", key, "-out", cert],
+                       check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return cert, key
+
+
+async def tls_evil_subject(reader, writer):
+    await http_good(reader, writer)
+
+
 BEHAVIOURS = {
     "endless": endless, "silent": silent, "reset": reset,
     "pg-good": pg_good, "pg-endless": pg_endless, "pg-drip": pg_drip, "pg-absurd": pg_absurd,
@@ -221,6 +304,8 @@ BEHAVIOURS = {
     "redis-absurd": redis_absurd, "redis-error": redis_error,
     "http-good": http_good, "http-endless": http_endless, "http-drip": http_drip,
     "http-absurd": http_absurd, "http-error": http_error,
+    "tls-garbage-cert": tls_garbage_cert, "tls-huge-cert": tls_huge_cert,
+    "tls-evil-subject": tls_evil_subject,
 }
 
 
@@ -251,10 +336,27 @@ async def main():
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     servers, ports = [], {}
-    for name, behaviour in BEHAVIOURS.items():
-        srv = await asyncio.start_server(handler(behaviour), HOST, 0, backlog=64)
-        servers.append(srv)
-        ports[name] = srv.sockets[0].getsockname()[1]
+    certs = tempfile.mkdtemp(prefix="vphostile-certs.")
+    try:
+        evil = make_evil_cert(certs)
+        for name, behaviour in BEHAVIOURS.items():
+            tls = None
+            if behaviour is tls_evil_subject:
+                if evil is None:
+                    continue
+                tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                tls.load_cert_chain(*evil)
+                ports["ca_file"] = evil[0]
+            srv = await asyncio.start_server(handler(behaviour), HOST, 0, backlog=64, ssl=tls)
+            servers.append(srv)
+            ports[name] = srv.sockets[0].getsockname()[1]
+        await serve(args, loop, stop, servers, ports)
+    finally:
+        shutil.rmtree(certs, ignore_errors=True)
+
+
+async def serve(args, loop, stop, servers, ports):
+    """Prints the ready line, then serves until told to stop."""
     if args.until_stdin_closes:
         loop.add_reader(sys.stdin.fileno(),
                         lambda: None if sys.stdin.buffer.read1(4096) else stop.set())

@@ -247,6 +247,49 @@ START_TEST(test_same_reason)
 }
 END_TEST
 
+/* The same handshake failure, by OpenSSL's first error, gets the same
+ * reason from https (curl quotes the code in its message) as from rediss
+ * (probes/tls.c reads it from the queue). */
+struct code_case {
+	unsigned long err;
+	const char *text;             /* curl's message around it */
+	const char *reason;
+};
+
+static const struct code_case code_cases[] = {
+	{ 0x0680009BUL, "asn1 encoding routines::too long", "cert_invalid" },
+	{ 0x0680007BUL, "asn1 encoding routines::header too long", "cert_invalid" },
+	{ 0x0A00042EUL, "SSL routines::tlsv1 alert protocol version", "protocol_version" },
+	{ 0x0A000102UL, "SSL routines::unsupported protocol", "protocol_version" },
+	{ 0x0A00014DUL, "SSL routines::legacy sigalg disallowed or unsupported", "protocol_version" },
+	{ 0x0A000410UL, "SSL routines::sslv3 alert handshake failure", "handshake_failure" },
+	{ 0x0A000098UL, "SSL routines::excessive message size", "handshake_failure" },
+};
+
+START_TEST(test_same_code_reason)
+{
+	const struct code_case *c = &code_cases[_i];
+	char text[160];
+	struct vp_http_failure f = {
+		.kind = HTTPS, .rc = CURLE_SSL_CONNECT_ERROR, .errtext = text, .host = "cache.internal",
+		.port = 443,
+	};
+	struct vp_tls_obs o = {
+		.event = VP_TLS_EV_FAILED, .kind = VP_KIND_REDISS, .verify = VP_VERIFY_CHAIN,
+		.err = c->err, .host = "cache.internal", .cert_days_left = VP_CERT_DAYS_UNKNOWN,
+	};
+	struct vp_verdict_out h, r;
+
+	snprintf(text, sizeof(text), "OpenSSL/3.0.22: error:%08lX:%s", c->err, c->text);
+	vp_http_decide_failure(&f, &h);
+	vp_tls_classify(&o, &r);
+	ck_assert_int_eq(h.verdict, VP_VERDICT_TLS_ERROR);
+	ck_assert_int_eq(r.verdict, VP_VERDICT_TLS_ERROR);
+	ck_assert_str_eq(h.reason_text, c->reason);
+	ck_assert_str_eq(r.reason_text, c->reason);
+}
+END_TEST
+
 /* ---- failures after the connect ---- */
 
 struct failure_case {
@@ -769,6 +812,7 @@ static Suite *http_suite(void)
 	tcase_add_test(pure, test_status_from);
 	tcase_add_loop_test(pure, test_x509, 0, N_ELEMS(x509_cases));
 	tcase_add_loop_test(pure, test_same_reason, 0, N_ELEMS(x509_cases));
+	tcase_add_loop_test(pure, test_same_code_reason, 0, N_ELEMS(code_cases));
 	tcase_add_loop_test(pure, test_failure, 0, N_ELEMS(failure_cases));
 	tcase_set_timeout(probe, 30);
 	tcase_add_loop_test(probe, test_probe, 0, N_ELEMS(probe_rows));

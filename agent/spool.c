@@ -119,6 +119,7 @@ static int rotate(struct vp_spool *sp)
 		retire(sp, sp->wfd);
 	sp->wfd = fd;
 	sp->dirty_dir = true;
+	sp->rotate_soon = false;
 	return 0;
 }
 
@@ -126,15 +127,19 @@ int64_t vp_spool_append(struct vp_spool *sp, const void *data, size_t len)
 {
 	size_t flen = HDR + len;
 	struct seg *s;
+	bool full;
 	ssize_t n;
 	int r;
 
 	if (len == 0 || len > VP_SPOOL_RECORD_MAX || sp->closing)
 		return -EMSGSIZE;
-	if (sp->wfd < 0 || (sp->segs[sp->n - 1].size > 0 &&
-	                    sp->segs[sp->n - 1].size + flen > sp->seg_bytes)) {
+	full = sp->wfd >= 0 && sp->segs[sp->n - 1].size > 0 &&
+	       sp->segs[sp->n - 1].size + flen > sp->seg_bytes;
+	if (sp->wfd < 0 || full || (sp->rotate_soon && sp->segs[sp->n - 1].size > 0)) {
 		r = rotate(sp);
-		if (r < 0) {
+		/* An early rotation that failed (no descriptor, no inode) is
+		 * tried again with the next record; this one still fits. */
+		if (r < 0 && (sp->wfd < 0 || full)) {
 			set_error(sp, "cannot create a segment", r);
 			goto fail;
 		}
@@ -359,6 +364,14 @@ int vp_spool_ack(struct vp_spool *sp, uint64_t seq)
 	while (sp->n > 0 && !(sp->wfd >= 0 && sp->n == 1) &&
 	       (sp->n > 1 ? sp->segs[1].first - 1 : sp->written) <= sp->acked)
 		vp__remove_front(sp, false);
+	/* Delivery keeps up: the next record starts a new segment, so that the
+	 * acknowledged records of this one leave the disk with the next ack
+	 * instead of growing to seg_bytes there. A disk smaller than the
+	 * spool's bound would otherwise fill with records a collector has
+	 * (issue 9, tests/faults.py disk). */
+	if (sp->wfd >= 0 && sp->n > 0 && sp->segs[sp->n - 1].first <= sp->acked &&
+	    sp->segs[sp->n - 1].size >= VP_SPOOL_SEGMENT_MIN)
+		sp->rotate_soon = true;
 	vp__update_stats(sp);
 	return r;
 }

@@ -11,6 +11,11 @@
  *         16   CRC32C of bytes 4..16 and of the payload, u32 little-endian
  *         20   payload: the record's JSON
  *
+ * A segment ends at the size vp_spool_segment_bytes() gives, or earlier
+ * once an ack covers its first record and it holds VP_SPOOL_SEGMENT_MIN
+ * bytes: then what the collector has leaves the disk with the next ack, and
+ * a disk smaller than spool_max_mb does not fill while delivery keeps up.
+ *
  * Sequence numbers grow by one per record and never go back, also across
  * restarts; a new spool starts at the wall clock in microseconds, so that
  * wiping state_dir does not reuse them either. Records are handed to the

@@ -62,6 +62,7 @@ struct vp_spool {
 	int retired[VP_SPOOL_RETIRED_MAX];
 	size_t n_retired;
 	bool dirty_data, dirty_dir, dirty_state;
+	bool rotate_soon;                /* the active segment's start is acknowledged */
 	uint8_t *scratch;                /* owned: one frame, header and payload */
 	uv_timer_t timer;
 	struct sync_job job;

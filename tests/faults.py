@@ -2,8 +2,10 @@
 """Faults (issue 9), end to end: `faults.py SCENARIO...`, one meson test each.
 
     disk        the spool's state_dir on a small tmpfs of this test's own
-                (root, in a private mount namespace; otherwise skipped),
-                filled while the collector is down: the agent runs on and
+                (root, in a private mount namespace; otherwise skipped).
+                With a healthy collector, twice the disk's size of results
+                go through it without a loss. Then it is filled while the
+                collector is down: the agent runs on and
                 probes, counts and logs the loss once, keeps results again
                 when space returns, and the collector then gets every result
                 that was kept, in order, none acknowledged twice; the loss is
@@ -312,6 +314,32 @@ def fill(path):
             n += k
 
 
+def disk_healthy(w, mount, down, status):
+    """200 targets a second, a healthy collector, a 1 MiB disk and a spool
+    bound of 64 MiB: what the collector has must leave the disk, or it
+    fills within seconds."""
+    col = collector.Collector("otlp").start()
+    targets = [{"name": "m%03d" % i, "url": "tcp://127.0.0.1:%d" % down} for i in range(200)]
+    state = os.path.join(mount, "healthy")
+    cfg = agent_config("faults-disk", state, status, targets,
+                       {"url": col.url, "format": "otlp", "timeout_ms": 1000, "spool_max_mb": 64})
+    agent = Agent(w.dir, cfg, name="healthy")
+    try:
+        # 3,000 records are about 2 MB of frames: twice the disk.
+        check(col.wait(lambda rs: len(otlp_seqs(col)) >= 3000, timeout=90),
+              "disk, healthy collector: 3,000 results (about twice the 1 MiB disk) delivered")
+        check(agent.count("spool: cannot keep") == 0,
+              "disk, healthy collector: the spool never runs out of disk")
+        check(agent.term() == 0, "disk, healthy collector: SIGTERM exits 0")
+        seqs = otlp_seqs(col)
+        check(sorted(seqs) == list(range(min(seqs), max(seqs) + 1)) and len(seqs) == len(set(seqs)),
+              "disk, healthy collector: nothing missing, nothing twice")
+    finally:
+        agent.close()
+        col.stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+
 def scenario_disk():
     if os.geteuid() != 0:
         skip("disk", "needs root to mount a tmpfs")
@@ -335,10 +363,12 @@ def scenario_disk():
     cfg = agent_config("faults-disk", state, status, targets,
                        {"url": "http://127.0.0.1:%d/v1/logs" % col_port, "format": "otlp",
                         "timeout_ms": 1000, "spool_max_mb": 64})
-    agent = Agent(w.dir, cfg)
+    agent = None
     col = None
     filler = os.path.join(state, "filler")
     try:
+        disk_healthy(w, state, down, status)
+        agent = Agent(w.dir, cfg)
         check(agent.wait_log("target 'up' ", count=2), "disk: results spooled, collector down")
         filled = fill(filler)
         note("filler: %d bytes until ENOSPC" % filled)
@@ -407,7 +437,8 @@ def scenario_disk():
         check(len(seqs) == len(set(seqs)) and all(a < b for a, b in zip(seqs, seqs[1:])),
               "disk: across the restart still in order, nothing acknowledged twice")
     finally:
-        agent.close()
+        if agent:
+            agent.close()
         if col:
             col.stop()
         up.close()

@@ -645,6 +645,48 @@ def test_checks(work):
     check_clean_log(agent)
 
 
+def test_metadata_held(work):
+    """A metadata server that takes the requests and never answers: the page
+    works without the instance, and a stop meanwhile is clean."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    held = []
+    arrived = threading.Event()
+
+    def accept():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            held.append(c)
+            arrived.set()
+    threading.Thread(target=accept, daemon=True).start()
+    port = free_port()
+    cfg = {"agent": {"name": "meta-held", "status_listen": "127.0.0.1:%d" % port,
+                     "metadata_url": "http://127.0.0.1:%d" % srv.getsockname()[1]},
+           "defaults": {"interval_s": 5, "timeout_ms": 500},
+           "targets": [{"name": "down", "url": "tcp://127.0.0.1:%d" % free_port()}]}
+    agent = Agent(work, cfg, "metaheld")
+    try:
+        check(agent.wait_ready(), "metadata held: READY=1")
+        check(arrived.wait(10), "the agent asks the metadata server")
+        status, _, page = request(port, "/")
+        check(status == 200 and b'<div class="where" id="where" hidden></div>' in page,
+              "while it has no answer the page answers, without the instance line")
+        status, _, body = request(port, "/api/v1/status")
+        check(status == 200 and json.loads(body)["agent"]["instance"] is None,
+              "and agent.instance is null")
+    finally:
+        rc = agent.stop()
+        srv.close()
+        for c in held:
+            c.close()
+    check(rc == 0, "a stop with the metadata requests in flight exits 0 (got %r)" % rc)
+    check_clean_log(agent)
+
+
 def test_token(work):
     port = free_port()
     token = "tok-" + base64.b32encode(os.urandom(10)).decode().lower()
@@ -703,6 +745,7 @@ def main():
         test_refusal(work)
         test_main_agent(work)
         test_checks(work)
+        test_metadata_held(work)
         test_token(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)

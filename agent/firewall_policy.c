@@ -217,6 +217,8 @@ int vp_fw_evaluate_chain(const struct vp_fw_policies *pol, enum vp_fw_order orde
 	    a.allowed != b.allowed) {
 		if (a.by != VP_FW_DECIDED_UNKNOWN && b.by != VP_FW_DECIDED_UNKNOWN)
 			a.unknown_order = true;
+		else if (a.by != VP_FW_DECIDED_UNKNOWN)
+			a.at = b.at;  /* the rule that could not be judged is b's */
 		a.by = VP_FW_DECIDED_UNKNOWN;
 		a.allowed = false;
 	}

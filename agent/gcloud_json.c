@@ -85,7 +85,8 @@ void vp_gj_key(char *dst, const char *path, const char *key)
 
 void vp_gj_index(char *dst, const char *path, size_t i)
 {
-	snprintf(dst, VP_GJ_PATH_MAX, "%s[%zu]", path, i);
+	if (snprintf(dst, VP_GJ_PATH_MAX, "%s[%zu]", path, i) >= VP_GJ_PATH_MAX)
+		(void)0; /* a path only names a place in messages: cut is fine */
 }
 
 int vp_gj_read(struct vp_gj *c, char **ret, size_t *len)
@@ -287,7 +288,7 @@ int vp_gj_str_rows(struct vp_gj *c, const json_t *obj, const char *path, const c
 {
 	char p[VP_GJ_PATH_MAX];
 	json_t *arr = NULL;
-	const char *s;
+	const char *s = NULL;
 	int r = vp_gj_array(c, obj, path, key, false, max, &arr);
 
 	if (r <= 0)
@@ -316,7 +317,7 @@ int vp_gj_strv(struct vp_gj *c, const json_t *obj, const char *path, const char 
 	char p[VP_GJ_PATH_MAX];
 	json_t *arr = NULL;
 	char **v;
-	const char *s;
+	const char *s = NULL;
 	size_t i;
 	int r = vp_gj_array(c, obj, path, key, false, VP_GCLOUD_LIST_MAX, &arr);
 

@@ -195,8 +195,9 @@ int vp_status_page(struct vp_status *s, struct vp_buf *b)
 	if (checks.err != 0) {
 		vp_buf_done(&checks);
 		vp_buf_init(&checks, 256);
-		vp_buf_puts(&checks, "<p class=\"sub\" id=\"checks-omitted\">The listener checks and beacons are not shown: "
-		            "they would pass the page's size limit. /api/v1/status has them.</p>\n");
+		vp_buf_puts(&checks, "<p class=\"sub\" id=\"checks-omitted\">The listener checks and "
+		            "beacons are not shown: they would pass the page's size limit. "
+		            "/api/v1/status has them.</p>\n");
 	}
 	vp_buf_puts(b, "<main id=\"targets\">\n");
 	/* Past the size limit the rest of the rows are left out, and said so. */

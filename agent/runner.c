@@ -32,6 +32,7 @@ struct vp_runner {
 	struct vp_engine *engine;         /* owned */
 	struct vp_dns *dns;               /* owned, made at the first name */
 	char dns_err[VP_ERR_MAX];         /* why 'dns' could not be made */
+	struct vp_local_addrs local;      /* owned: this host's addresses, when read */
 	struct vp_listen_table listen;    /* owned: this host's listeners, when read */
 	uint64_t listen_read_ms;          /* loop time of that reading */
 	bool listen_valid;
@@ -51,7 +52,7 @@ static void refine_local_refusal(struct vp_runner *r, const struct vp_probe_req 
 	uint64_t now = uv_now(r->loop);
 	const struct sockaddr *sa = (const struct sockaddr *)&req->addr;
 
-	if (res->v.verdict != VP_VERDICT_REFUSED || !vp_addr_is_local(sa))
+	if (res->v.verdict != VP_VERDICT_REFUSED || !vp_local_addrs_has(&r->local, sa, now))
 		return;
 	if (!r->listen_valid || now - r->listen_read_ms > LISTEN_TABLE_TTL_MS) {
 		/* A sock_diag dump of this host: one short blocking read, taken
@@ -138,14 +139,30 @@ static bool ask_peer(struct vp_runner *r, struct vp_target_run *tr, size_t i)
 	return true;
 }
 
+/* A record speaks of the whole run, not of its connect alone (issue 8):
+ * 'total' counts from the run's start, DNS and any wait for an engine slot
+ * included, and a timeout's detail names the run's timeout_ms. The connect
+ * was given what was left of the run at submit_addresses(), in whole ms
+ * rounded in its favour, so its deadline is at or after the run's: a
+ * timeout record's total is never below the timeout_ms its detail names. */
+static void run_timings(const struct vp_target_run *tr, struct vp_probe_result *res)
+{
+	if (res->end_ns > tr->start_ns)
+		res->total_ms = (double)(res->end_ns - tr->start_ns) / 1e6;
+	res->obs.timeout_ms = tr->timeout_ms;
+}
+
 static void on_probe_result(struct vp_probe_req *req, const struct vp_probe_result *res, void *arg)
 {
 	struct vp_target_run *tr = req->data;
 	size_t i = (size_t)(req - tr->reqs);
+	double dns_ms = tr->results[i].dns_ms;   /* set at submit: the engine knows no DNS */
 
 	(void)arg;
 	tr->results[i] = *res;
+	tr->results[i].dns_ms = dns_ms;
 	tr->results[i].obs.address = tr->results[i].address;
+	run_timings(tr, &tr->results[i]);
 	vp_probe_result_explain(&tr->results[i]);
 	refine_local_refusal(tr->runner, req, &tr->results[i]);
 	if (!ask_peer(tr->runner, tr, i))
@@ -160,6 +177,7 @@ struct vp_runner *vp_runner_new(uv_loop_t *loop, const struct vp_config *cfg)
 		return NULL;
 	r->loop = loop;
 	r->cfg = cfg;
+	vp_local_addrs_init(&r->local);
 	vp_listen_table_init(&r->listen);
 	r->engine = vp_engine_new(loop, cfg->max_in_flight, on_probe_result, r);
 	if (!r->engine) {
@@ -354,6 +372,7 @@ struct vp_runner *vp_runner_free(struct vp_runner *r)
 		return NULL;
 	vp_engine_free(r->engine);
 	vp_dns_free(r->dns);
+	vp_local_addrs_done(&r->local);
 	vp_listen_table_done(&r->listen);
 	free(r);
 	return NULL;

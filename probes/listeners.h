@@ -129,6 +129,28 @@ const char *vp_listen_source_name(enum vp_listen_source s);
 bool vp_addr_is_local(const struct sockaddr *sa);
 bool vp_addr_is_local_in(const struct sockaddr *sa, const struct ifaddrs *list);
 
+/* This host's interface addresses, read by getifaddrs() (a netlink dump of
+ * every link and address) at most once per VP_LOCAL_ADDRS_TTL_MS, so that a
+ * round of thousands of refusals costs one dump, not one each. */
+#define VP_LOCAL_ADDRS_TTL_MS 1000
+
+struct vp_local_addrs {
+	struct ifaddrs *list;      /* owned; NULL when not read or getifaddrs failed */
+	uint64_t read_ms;          /* the caller's clock at that reading */
+	bool read;
+	unsigned long reads;       /* getifaddrs() calls so far, for the tests */
+};
+
+void vp_local_addrs_init(struct vp_local_addrs *c);
+void vp_local_addrs_done(struct vp_local_addrs *c);
+
+/* vp_addr_is_local() through the cache: 127.0.0.0/8 and ::1 without a
+ * reading; otherwise the list, read again when it is older than
+ * VP_LOCAL_ADDRS_TTL_MS at 'now_ms' (a monotonic millisecond clock, such as
+ * uv_now()). When getifaddrs() fails, only loopback counts as local until
+ * the next reading. */
+bool vp_local_addrs_has(struct vp_local_addrs *c, const struct sockaddr *sa, uint64_t now_ms);
+
 /* A connect to 'addr' (an address of this host, see vp_addr_is_local) port
  * 'port' was refused. When the table shows the port bound to loopback only,
  * 'out' becomes localhost_only / loopback_bind; bound to other addresses

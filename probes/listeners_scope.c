@@ -1,5 +1,6 @@
 /* The scope of a port and what a refusal means given this host's listeners
- * (issue 3). Pure but for vp_addr_is_local(), which asks getifaddrs(). */
+ * (issue 3). Pure but for vp_addr_is_local() and vp_local_addrs_has(),
+ * which ask getifaddrs(). */
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <stdio.h>
@@ -174,6 +175,36 @@ bool vp_addr_is_local(const struct sockaddr *sa)
 	if (list)
 		freeifaddrs(list);
 	return local;
+}
+
+void vp_local_addrs_init(struct vp_local_addrs *c)
+{
+	memset(c, 0, sizeof(*c));
+}
+
+void vp_local_addrs_done(struct vp_local_addrs *c)
+{
+	if (c->list)
+		freeifaddrs(c->list);
+	vp_local_addrs_init(c);
+}
+
+bool vp_local_addrs_has(struct vp_local_addrs *c, const struct sockaddr *sa, uint64_t now_ms)
+{
+	/* Loopback needs no list: a probe of 127.0.0.1 costs no dump. */
+	if (vp_addr_is_local_in(sa, NULL))
+		return true;
+	if (!c->read || now_ms - c->read_ms > VP_LOCAL_ADDRS_TTL_MS) {
+		if (c->list)
+			freeifaddrs(c->list);
+		c->list = NULL;
+		if (getifaddrs(&c->list) < 0)
+			c->list = NULL;  /* then only loopback counts as local, until the next reading */
+		c->read = true;
+		c->read_ms = now_ms;
+		c->reads++;
+	}
+	return vp_addr_is_local_in(sa, c->list);
 }
 
 /* "127.0.0.1", "127.0.0.1 and ::1", "a, b and c": the port's distinct

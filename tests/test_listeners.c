@@ -451,6 +451,53 @@ START_TEST(test_names)
 }
 END_TEST
 
+/* The cached list (vp_local_addrs_has): loopback without a reading, one
+ * getifaddrs() per VP_LOCAL_ADDRS_TTL_MS of the caller's clock however many
+ * addresses are asked about, and the same answers as vp_addr_is_local(). */
+START_TEST(test_local_addrs_cache)
+{
+	struct vp_local_addrs c;
+	struct sockaddr_storage ss, mine = { 0 };
+	struct ifaddrs *list = NULL, *i;
+	const uint64_t t0 = 5000;
+
+	vp_local_addrs_init(&c);
+	sockaddr_of("127.0.0.2", &ss);
+	ck_assert(vp_local_addrs_has(&c, (struct sockaddr *)&ss, t0));
+	sockaddr_of("::1", &ss);
+	ck_assert(vp_local_addrs_has(&c, (struct sockaddr *)&ss, t0));
+	ck_assert_uint_eq(c.reads, 0);
+
+	sockaddr_of("198.19.255.254", &ss);   /* in the test range, on no interface here */
+	for (uint64_t k = 0; k < 1000; k++)
+		ck_assert(!vp_local_addrs_has(&c, (struct sockaddr *)&ss, t0 + k));
+	ck_assert_uint_eq(c.reads, 1);
+	ck_assert(!vp_local_addrs_has(&c, (struct sockaddr *)&ss, t0 + VP_LOCAL_ADDRS_TTL_MS));
+	ck_assert_uint_eq(c.reads, 1);
+	ck_assert(!vp_local_addrs_has(&c, (struct sockaddr *)&ss, t0 + VP_LOCAL_ADDRS_TTL_MS + 1));
+	ck_assert_uint_eq(c.reads, 2);
+
+	/* An interface address of this host that is not loopback, when there is one. */
+	ck_assert_int_eq(getifaddrs(&list), 0);
+	for (i = list; i; i = i->ifa_next) {
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+		    ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr != htonl(INADDR_LOOPBACK)) {
+			memcpy(&mine, i->ifa_addr, sizeof(struct sockaddr_in));
+			break;
+		}
+	}
+	freeifaddrs(list);
+	if (mine.ss_family == AF_INET) {
+		ck_assert(vp_addr_is_local((struct sockaddr *)&mine));
+		ck_assert(vp_local_addrs_has(&c, (struct sockaddr *)&mine, t0 + VP_LOCAL_ADDRS_TTL_MS + 2));
+		ck_assert_uint_eq(c.reads, 2);
+	}
+	vp_local_addrs_done(&c);
+	ck_assert_ptr_null(c.list);
+	ck_assert_uint_eq(c.reads, 0);
+}
+END_TEST
+
 /* A listener on ADDR:port (0: any), with 'backlog'; returns the fd or -1. */
 static int listen_on(int family, const char *addr, uint16_t *port, int backlog)
 {
@@ -580,6 +627,7 @@ static Suite *listeners_suite(void)
 	tcase_add_loop_test(tv, test_refine_row, 0, N(refine_rows));
 	tcase_add_loop_test(tv, test_local_row, 0, N(local_rows));
 	tcase_add_test(tv, test_names);
+	tcase_add_test(tv, test_local_addrs_cache);
 	suite_add_tcase(s, tv);
 	tcase_add_test(tl, test_live_loopback);
 	tcase_add_test(tl, test_live_overflow);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "agent/record.h"
@@ -162,13 +163,181 @@ START_TEST(test_dns_failure_tls_unknown)
 }
 END_TEST
 
+/* ---- a record's total counts from the run's start (issue 8) ---- */
+
+/* A DNS server that answers every query only after SLOW_DNS_MS: an A query
+ * with 127.0.0.1, any other with no answer (NOERROR, RFC 1035 4.1.1). */
+#define SLOW_DNS_MS 200
+
+struct slow_dns {
+	uv_udp_t udp;
+	char buf[512];
+	unsigned answered;
+};
+
+struct slow_reply {
+	uv_timer_t timer;
+	uv_udp_send_t send;
+	struct slow_dns *d;
+	struct sockaddr_storage to;
+	size_t len;
+	unsigned char msg[512 + 16];
+};
+
+static void on_slow_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void on_slow_sent(uv_udp_send_t *req, int status)
+{
+	struct slow_reply *q = req->data;
+
+	(void)status;   /* a lost answer shows as a dns_timeout, which the test rejects */
+	uv_close((uv_handle_t *)&q->timer, on_slow_closed);
+}
+
+static void on_slow_timer(uv_timer_t *t)
+{
+	struct slow_reply *q = t->data;
+	uv_buf_t out = uv_buf_init((char *)q->msg, (unsigned)q->len);
+
+	q->send.data = q;
+	ck_assert_int_eq(uv_udp_send(&q->send, &q->d->udp, &out, 1, (struct sockaddr *)&q->to,
+	                             on_slow_sent), 0);
+	q->d->answered++;
+}
+
+static void on_slow_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
+{
+	struct slow_dns *d = h->data;
+
+	(void)size;
+	*buf = uv_buf_init(d->buf, sizeof(d->buf));
+}
+
+static void on_slow_query(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struct sockaddr *from,
+                          unsigned flags)
+{
+	static const unsigned char a_rr[16] = { 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1 };
+	struct slow_dns *d = u->data;
+	const unsigned char *m = (const unsigned char *)buf->base;
+	struct slow_reply *q;
+	size_t end = 12;
+
+	(void)flags;
+	if (n < 12 || from == NULL)
+		return;
+	while (end < (size_t)n && m[end] != 0)   /* the question's name */
+		end += (size_t)m[end] + 1;
+	end += 1 + 4;                            /* its root label, QTYPE, QCLASS */
+	if (end > (size_t)n)
+		return;
+	q = calloc(1, sizeof(*q));
+	ck_assert_ptr_nonnull(q);
+	q->d = d;
+	memcpy(&q->to, from, from->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+	                                                  : sizeof(struct sockaddr_in));
+	memcpy(q->msg, m, end);
+	q->msg[2] |= 0x80;                       /* QR */
+	q->msg[3] = 0x80;                        /* RA, RCODE 0 */
+	memset(q->msg + 6, 0, 6);                /* no answer, authority, additional... */
+	q->len = end;
+	if (m[end - 4] == 0 && m[end - 3] == 1) { /* ...but an A record for an A query */
+		q->msg[7] = 1;
+		memcpy(q->msg + end, a_rr, sizeof(a_rr));
+		q->len += sizeof(a_rr);
+	}
+	ck_assert_int_eq(uv_timer_init(u->loop, &q->timer), 0);
+	q->timer.data = q;
+	ck_assert_int_eq(uv_timer_start(&q->timer, on_slow_timer, SLOW_DNS_MS, 0), 0);
+}
+
+static uint16_t slow_dns_start(uv_loop_t *loop, struct slow_dns *d)
+{
+	struct sockaddr_in sin;
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	ck_assert_int_eq(uv_ip4_addr("127.0.0.1", 0, &sin), 0);
+	ck_assert_int_eq(uv_udp_init(loop, &d->udp), 0);
+	d->udp.data = d;
+	ck_assert_int_eq(uv_udp_bind(&d->udp, (const struct sockaddr *)&sin, 0), 0);
+	ck_assert_int_eq(uv_udp_getsockname(&d->udp, (struct sockaddr *)&ss, &len), 0);
+	ck_assert_int_eq(uv_udp_recv_start(&d->udp, on_slow_alloc, on_slow_query), 0);
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* A name that resolves only after SLOW_DNS_MS to 127.0.0.1, on a port that
+ * is bound but does not listen (RST): the record's total covers the DNS
+ * wait and the connect, counted from the run's start, not from the connect's
+ * (which said about 0.1 ms for a run of 200 ms and more). */
+START_TEST(test_total_from_run_start)
+{
+	char json[512], err[1024] = "";
+	struct vp_config *cfg = NULL;
+	struct vp_target_run tr = { .timeout_ms = 2000, .done = on_done };
+	struct vp_probe_result *res;
+	struct slow_dns dns = { .answered = 0 };
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	struct vp_runner *r;
+	uv_loop_t loop;
+	bool closed = false;
+	int fd;
+
+	/* The refused port: bound, never listening, held until the end. */
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(uv_ip4_addr("127.0.0.1", 0, &sin), 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+
+	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	snprintf(json, sizeof(json), "{\"agent\": {\"dns_servers\": [\"127.0.0.1:%u\"]}, "
+	         "\"targets\": [{\"name\": \"t\", \"url\": \"tcp://slow.runner-test.internal:%u\"}]}",
+	         (unsigned)slow_dns_start(&loop, &dns), (unsigned)ntohs(sin.sin_port));
+	ck_assert_msg(vp_config_load_string(json, "t.json", &cfg, err, sizeof(err)) == 0, "%s", err);
+	r = vp_runner_new(&loop, cfg);
+	ck_assert_ptr_nonnull(r);
+	tr.target = &cfg->targets[0];
+	runs_done = 0;
+	vp_runner_start(r, &tr);
+	while (runs_done == 0 && uv_run(&loop, UV_RUN_ONCE) != 0)
+		continue;
+	ck_assert_int_eq(runs_done, 1);
+	ck_assert_uint_eq(tr.n_results, 1);
+	res = &tr.results[0];
+	ck_assert_msg(res->v.verdict == VP_VERDICT_REFUSED, "%s %s: %s", vp_verdict_name(res->v.verdict),
+	              vp_verdict_reason(&res->v), res->v.detail);
+	/* The server answered no sooner than SLOW_DNS_MS after the run began. */
+	ck_assert_msg(res->dns_ms >= SLOW_DNS_MS, "dns %.3f ms", res->dns_ms);
+	ck_assert_msg(res->total_ms >= res->dns_ms, "total %.3f ms, dns %.3f ms", res->total_ms, res->dns_ms);
+	ck_assert(res->end_ns > tr.start_ns && res->start_ns >= tr.start_ns);
+	ck_assert_double_eq_tol(res->total_ms, (double)(res->end_ns - tr.start_ns) / 1e6, 1e-6);
+
+	vp_target_run_clear(&tr);
+	vp_runner_close(r, on_closed, &closed);
+	uv_close((uv_handle_t *)&dns.udp, NULL);
+	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	ck_assert(closed);
+	vp_runner_free(r);
+	vp_config_free(cfg);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+	close(fd);
+}
+END_TEST
+
 static Suite *runner_suite(void)
 {
 	Suite *s = suite_create("runner");
 	TCase *tc = tcase_create("fail_run");
+	TCase *tt = tcase_create("timings");
 
 	tcase_add_loop_test(tc, test_dns_failure_tls_unknown, 0, N(rows));
 	suite_add_tcase(s, tc);
+	tcase_add_test(tt, test_total_from_run_start);
+	suite_add_tcase(s, tt);
 	return s;
 }
 

@@ -212,21 +212,38 @@ static void put(struct text *t, const char *s)
 	put_n(t, s, strlen(s));
 }
 
+/* Formats straight into the text: a histogram point's head alone, with
+ * three 20-digit integers and a sum of ten significant digits, is longer
+ * than a small fixed buffer, and a cut there failed the whole export. */
 __attribute__((format(printf, 2, 3)))
 static void putf(struct text *t, const char *fmt, ...)
 {
-	char buf[128];
+	size_t room = t->p ? t->cap - t->len : 0;
 	va_list ap;
 	int n;
 
+	if (t->failed)
+		return;
 	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	n = vsnprintf(room ? t->p + t->len : NULL, room, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(buf)) {
-		t->failed = true; /* only numbers go through here: cannot happen */
+	if (n < 0) {
+		t->failed = true;
 		return;
 	}
-	put_n(t, buf, (size_t)n);
+	if ((size_t)n >= room) {
+		/* It did not fit: make room and write it again. */
+		if (!reserve(t, (size_t)n))
+			return;
+		va_start(ap, fmt);
+		n = vsnprintf(t->p + t->len, t->cap - t->len, fmt, ap);
+		va_end(ap);
+		if (n < 0 || (size_t)n >= t->cap - t->len) {
+			t->failed = true;
+			return;
+		}
+	}
+	t->len += (size_t)n;
 }
 
 /* A JSON string. The names come from the configuration, which jansson

@@ -344,6 +344,61 @@ START_TEST(test_escape)
 }
 END_TEST
 
+/* Regression: with the wall clock's 19-digit times, ten results or more
+ * and a sum of ten significant digits, one histogram point's numbers no
+ * longer fit the 128-byte buffer the body's formatter used, and the whole
+ * export failed as "no memory for the body" (an agent with the collector
+ * down logged it at the stop after ~11 s, never after 3 s). Every number
+ * at its widest: the body is still built, and carries them whole. */
+START_TEST(test_wide_numbers)
+{
+	const struct vp_report_ctx ctx = { .agent = "otlp-test", .format = VP_COLLECTOR_OTLP };
+	const uint64_t now = 18446744073709551615ull;
+	struct vp_otlp_metrics_in in = { .ctx = &ctx, .stats_start_ns = now - 1,
+	                                 .exports_failed = now - 2, .start_ns = now - 3,
+	                                 .now_ns = now };
+	struct fixture f;
+	struct vp_sched_target *st;
+	json_t *root, *p;
+	json_error_t jerr;
+	size_t len = 0;
+	char *text;
+
+	fixture_up(&f);
+	in.sched = f.sched;
+	in.stats = &f.stats;
+	f.stats.spooled_bytes = now - 4;
+	f.stats.dropped = now - 5;
+	run(&f, 0, VP_VERDICT_OK, 1.2345678912345);
+	st = vp_scheduler_target(f.sched, 0);
+	/* Its series starts at the widest time too. */
+	vp_otlp_metrics_free(f.m);
+	f.m = vp_otlp_metrics_new();
+	ck_assert_ptr_nonnull(f.m);
+	for (int i = 0; i < 12; i++)
+		vp_otlp_metrics_observe(f.m, st, now - 6);
+	text = vp_otlp_metrics_body(f.m, &in, &len);
+	ck_assert_msg(text != NULL, "no body");
+	ck_assert_uint_eq(len, strlen(text));
+	root = json_loads(text, 0, &jerr);
+	ck_assert_msg(root != NULL, "not JSON: %s", jerr.text);
+	free(text);
+	p = json_array_get(json_object_get(json_object_get(metric(root,
+	    "vpcprobe_probe_duration_seconds"), "histogram"), "dataPoints"), 0);
+	ck_assert_str_eq(str(p, "startTimeUnixNano"), "18446744073709551609");
+	ck_assert_str_eq(str(p, "timeUnixNano"), "18446744073709551615");
+	ck_assert_str_eq(str(p, "count"), "12");
+	ck_assert(json_real_value(json_object_get(p, "sum")) > 0.0148148 &&
+	          json_real_value(json_object_get(p, "sum")) < 0.0148149);
+	p = json_array_get(json_object_get(json_object_get(metric(root,
+	    "vpcprobe_metrics_exports_failed_total"), "sum"), "dataPoints"), 0);
+	ck_assert_str_eq(str(p, "asInt"), "18446744073709551613");
+	ck_assert_str_eq(str(p, "startTimeUnixNano"), "18446744073709551612");
+	json_decref(root);
+	fixture_down(&f);
+}
+END_TEST
+
 static Suite *otlp_suite(void)
 {
 	Suite *s = suite_create("otlp");
@@ -354,6 +409,7 @@ static Suite *otlp_suite(void)
 	tcase_add_test(tc, test_body);
 	tcase_add_test(tc, test_prune);
 	tcase_add_test(tc, test_escape);
+	tcase_add_test(tc, test_wide_numbers);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -85,6 +85,12 @@ bool vp_reporter_same(const struct vp_reporter *r, const struct vp_config *cfg);
 /* Spools the results of one run of one target (st->last). */
 void vp_reporter_add_run(struct vp_reporter *r, const struct vp_sched_target *st);
 
+/* Spools one record that is not a target's run: a listener check's result
+ * or a beacon's arrival (kind "listener" or "beacon", issue 3), in the same
+ * batches as the probe results. 'rec' is borrowed; NULL counts as dropped.
+ * 'what' names it in the log if the spool cannot keep it. */
+void vp_reporter_add_record(struct vp_reporter *r, const json_t *rec, const char *what);
+
 /* Stops. With 'flush', the spool is synced and one last batch (and with
  * otlp one last metrics export) gets up to VP_REPORT_STOP_MS to go; without, a batch in flight is abandoned (it is
  * still in the spool). The reporter frees itself once its handles are

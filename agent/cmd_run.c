@@ -108,20 +108,44 @@ static void on_result(struct vp_sched_target *st, void *arg)
 
 /* Beacon arrivals (issue 3) are results of kind beacon that come from the
  * beacons, not from the schedule: their own hook. The beacon has counted
- * them; the log takes at most VP_BEACON_LOG_PER_S of them a second. */
+ * them; the log and the collector take at most VP_BEACON_LOG_PER_S of them
+ * a second, so that a flood of connections cannot push the probe results
+ * out of the spool. A record says how many arrived unreported before it. */
 static void on_beacon_arrival(struct vp_beacon_server *b, const struct vp_beacon_arrival *a,
                               void *arg)
 {
+	struct daemon *d = arg;
 	char expect[VP_DETAIL_MAX], detail[VP_DETAIL_MAX], hint[VP_HINT_MAX];
 	uint64_t skipped;
+	json_t *rec;
 
-	(void)arg;
 	if (!vp_beacon_server_log_gate(b, &skipped))
 		return;
 	vp_beacon_server_expect_text(b, expect, sizeof(expect));
 	vp_beacon_explain(a, vp_beacon_server_listen(b), expect, detail, sizeof(detail), hint,
 	                  sizeof(hint));
 	vp_log_info("beacon: %s%s", detail, skipped ? "; more arrived than are logged" : "");
+	if (!d->reporter)
+		return;
+	rec = vp_beacon_arrival_record(d->cfg->agent_name, vp_beacon_server_listen(b), expect, a);
+	if (rec && skipped)
+		json_object_set_new(rec, "arrivals_not_reported", json_integer((json_int_t)skipped));
+	vp_reporter_add_record(d->reporter, rec, "a beacon arrival");
+	json_decref(rec);
+}
+
+/* Every reading of a listener check is a result of kind listener, as every
+ * run of a target is a result of its kind. */
+static void on_listen_result(const struct vp_listen_result *r, void *arg)
+{
+	struct daemon *d = arg;
+	json_t *rec;
+
+	if (!d->reporter)
+		return;
+	rec = vp_listen_result_record(d->cfg->agent_name, r);
+	vp_reporter_add_record(d->reporter, rec, "a listener check");
+	json_decref(rec);
 }
 
 static void on_old_closed(struct vp_scheduler *s, void *arg)
@@ -450,7 +474,10 @@ int vp_cmd_run(int argc, char **argv)
 	if (start_status(&d) < 0)
 		return VP_EXIT_NOT_OK;
 	d.checks = vp_listen_checks_new(&d.loop, on_beacon_arrival, &d);
-	if (!d.checks || vp_listen_checks_apply(d.checks, d.cfg) < 0)
+	if (!d.checks)
+		return VP_EXIT_NOT_OK;
+	vp_listen_checks_on_result(d.checks, on_listen_result);
+	if (vp_listen_checks_apply(d.checks, d.cfg) < 0)
 		return VP_EXIT_NOT_OK;
 	start_metadata(&d);
 	vp_scheduler_start(d.sched, NULL);

@@ -19,6 +19,9 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import collector  # noqa: E402
+
 VPCPROBE = os.environ.get("VPCPROBE", os.path.join(os.path.dirname(__file__), "..", "build", "vpcprobe"))
 results = []
 
@@ -80,6 +83,97 @@ def write_config(path, cfg):
     with open(tmp, "w") as f:
         json.dump(cfg, f)
     os.replace(tmp, path)
+
+
+def otlp_attrs(req):
+    """The attributes of every log record of an OTLP request, as {key: AnyValue}."""
+    return [e["attrs"] for e in req.get("logs", [])]
+
+
+def delivered(col, fmt):
+    """Every record the collector accepted, as {field: value} (OTLP: the
+    attributes' values, nested fields by their dotted names)."""
+    out = []
+    for req in col.accepted():
+        if fmt == "json":
+            out.extend(req["body"]["results"])
+            continue
+        for a in otlp_attrs(req):
+            # intValue is a decimal string in OTLP's JSON encoding.
+            out.append({k: int(v["intValue"]) if "intValue" in v else list(v.values())[0]
+                        for k, v in a.items()})
+    return out
+
+
+def test_delivery(work, fmt):
+    """Listener results and beacon arrivals reach the collector as records
+    of kind listener and beacon, beside the probe results."""
+    col = collector.Collector(fmt).start()
+    state = os.path.join(work, "state-" + fmt)
+    os.mkdir(state)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    lo_port = listener.getsockname()[1]
+    none_port = free_port()
+    beacon_port = free_port()
+    cfg = {"agent": {"name": "lc-delivery", "state_dir": state,
+                     "status_listen": "127.0.0.1:%d" % free_port()},
+           "defaults": {"interval_s": 1, "timeout_ms": 500},
+           "targets": [{"name": "lo", "url": "tcp://127.0.0.1:%d" % lo_port}],
+           "listeners": [{"port": lo_port}, {"port": none_port}],
+           "beacons": [{"listen": "127.0.0.1:%d" % beacon_port, "expect_from": ["127.0.0.0/30"]}],
+           "collector": {"url": col.url, "format": fmt, "timeout_ms": 2000}}
+    path = os.path.join(work, "delivery-%s.json" % fmt)
+    write_config(path, cfg)
+    sub = os.path.join(work, fmt)
+    os.mkdir(sub)
+    d = Daemon(path, sub)
+    try:
+        check(d.wait_log("beacon 127.0.0.1:%d: listening" % beacon_port), "%s: the beacon starts" % fmt)
+        inside = urllib.request.Request("http://127.0.0.1:%d/" % beacon_port)
+        with urllib.request.urlopen(inside, timeout=10) as r:
+            check(r.status == 200, "%s: an arrival from 127.0.0.1 (inside)" % fmt)
+        s = socket.create_connection(("127.0.0.1", beacon_port), timeout=10, source_address=("127.0.0.9", 0))
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        answer = s.recv(64)
+        check(answer.startswith(b"HTTP/1.") and b" 200 " in answer,
+              "%s: an arrival from 127.0.0.9 (outside): %r" % (fmt, answer[:20]))
+        s.close()
+
+        def have():
+            recs = delivered(col, fmt)
+            kinds = [r.get("kind") for r in recs]
+            return (kinds.count("beacon") >= 2 and
+                    {r.get("port") for r in recs if r.get("kind") == "listener"} >= {lo_port, none_port}
+                    and "tcp" in kinds)
+        check(col.wait(lambda _: have(), timeout=30), "%s: listener and beacon records arrive with the probe results" % fmt)
+        recs = delivered(col, fmt)
+        lo = [r for r in recs if r.get("kind") == "listener" and r.get("port") == lo_port]
+        none = [r for r in recs if r.get("kind") == "listener" and r.get("port") == none_port]
+        beacons = {r.get("source"): r for r in recs if r.get("kind") == "beacon"}
+        check(lo and lo[0]["verdict"] == "localhost_only" and lo[0]["reason"] == "loopback_bind"
+              and lo[0]["scope"] == "loopback_only" and lo[0]["agent"] == "lc-delivery"
+              and lo[0].get("pid") == os.getpid(),
+              "%s: the loopback-bound port's record: %r" % (fmt, lo[:1]))
+        check(none and none[0]["verdict"] == "refused" and none[0]["reason"] == "not_listening",
+              "%s: the closed port's record: %r" % (fmt, none[:1]))
+        ins, out = beacons.get("127.0.0.1"), beacons.get("127.0.0.9")
+        check(ins and ins["reason"] == "inside_expect_from" and ins["expected"] is True
+              and ins["listen"] == "127.0.0.1:%d" % beacon_port,
+              "%s: the arrival from inside expect_from: %r" % (fmt, ins))
+        check(out and out["reason"] == "outside_expect_from" and out["expected"] is False,
+              "%s: the arrival from outside expect_from: %r" % (fmt, out))
+        errs = [e for r in col.requests for e in r["errors"]]
+        check(not errs, "%s: every body passes the collector's checker: %r" % (fmt, errs[:3]))
+        d.proc.send_signal(signal.SIGTERM)
+        check(d.proc.wait(timeout=10) == 0, "%s: SIGTERM: exit 0" % fmt)
+        bad = [line for line in d.text().splitlines() if "Sanitizer" in line or "runtime error:" in line]
+        check(not bad, "%s: no sanitizer report: %r" % (fmt, bad[:3]))
+    finally:
+        d.stop()
+        listener.close()
+        col.stop()
 
 
 def main():
@@ -157,6 +251,8 @@ def main():
     finally:
         d.stop()
         listener.close()
+    for fmt in ("json", "otlp"):
+        test_delivery(work, fmt)
     failed = results.count(False)
     print("# %d passed, %d failed" % (len(results) - failed, failed))
     if failed:

@@ -19,6 +19,7 @@
 #include "agent/status_int.h"
 
 #define MHD_TIMER_MAX_MS 60000   /* re-ask MHD at least this often */
+#define MHD_FD_REST_MS 250       /* out of descriptors: the poll rests this long */
 
 /* ---- the token and the CSP ---- */
 
@@ -370,19 +371,48 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 static void on_mhd_timer(uv_timer_t *t);
+static void on_poll(uv_poll_t *p, int status, int events);
+
+/* Whether the process is out of descriptors, asked with a dup of 'fd'. */
+static bool out_of_descriptors(int fd)
+{
+	int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+
+	if (d >= 0) {
+		(void)close(d); /* a probe, never used */
+		return false;
+	}
+	return errno == EMFILE || errno == ENFILE;
+}
 
 /* Lets MHD do what is due (accept, read, answer, time out idle clients),
  * then arms the timer for what it will need next. MHD_run() never blocks
- * with an external loop. */
+ * with an external loop.
+ *
+ * Out of descriptors, MHD cannot accept and, with no connection of its own
+ * to close, "tries busy waiting" (issue 9, tests/faults.py fds): the
+ * listening socket stays readable and the poll would fire on every turn, a
+ * core spent for nothing. The poll then rests and the timer asks again
+ * every MHD_FD_REST_MS, until a dup works. */
 static void pump(struct vp_status *s)
 {
 	MHD_UNSIGNED_LONG_LONG ms = 0;
+	bool polling = uv_is_active((uv_handle_t *)&s->poll);
+	bool rest;
+	uv_os_fd_t fd;
 
 	if (s->mhd == NULL || s->stopped)
 		return;
 	if (MHD_run(s->mhd) != MHD_YES)
 		vp_log_debug("status: MHD_run failed, retrying at the next event");
-	if (MHD_get_timeout(s->mhd, &ms) != MHD_YES) {
+	rest = uv_fileno((uv_handle_t *)&s->poll, &fd) == 0 && out_of_descriptors(fd);
+	if (rest && polling)
+		(void)uv_poll_stop(&s->poll); /* cannot fail */
+	else if (!rest && !polling)
+		(void)uv_poll_start(&s->poll, UV_READABLE, on_poll); /* an fd already polled */
+	if (rest) {
+		ms = MHD_FD_REST_MS;
+	} else if (MHD_get_timeout(s->mhd, &ms) != MHD_YES) {
 		uv_timer_stop(&s->mhd_timer);
 		return;
 	}

@@ -117,6 +117,15 @@
 #define VP_REPORT_RETRY_AFTER_MAX_S 600 /* a longer Retry-After is cut to this */
 #define VP_REPORT_ANSWER_MAX    512     /* response body bytes read; the rest is not */
 #define VP_REPORT_STOP_MS       2000    /* SIGTERM: a last batch gets this long */
+/* OTLP metrics (agent/otlp_metrics.c): a snapshot every period, not queued. */
+#define VP_REPORT_METRICS_MS    60000   /* the period: OpenTelemetry's default export interval */
+#define VP_REPORT_METRICS_MIN_MS 1000   /* OTEL_METRIC_EXPORT_INTERVAL shorter: one POST a second is plenty */
+#define VP_REPORT_METRICS_MAX_MS 86400000 /* longer than a day: a typo, not a wish for no metrics */
+#define VP_REPORT_METRICS_BODY_MAX (64 * 1024 * 1024) /* ~0.7 kB a target: some 90,000 targets */
+/* A disk almost full fails some appends and takes others: a spool outage
+ * ends after this long without a failed append, so it and its end are
+ * logged once (issue 9, tests/faults.py disk). */
+#define VP_REPORT_SPOOL_RECOVERED_MS 5000
 #define VP_TOKEN_MAX            4096    /* collector.token_file's content, bytes */
 #define VP_METADATA_VALUE_MAX   256     /* one metadata answer, bytes */
 #define VP_METADATA_TIMEOUT_MS  2000    /* one metadata request */

@@ -24,17 +24,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/limits.h"
 #include "agent/reporter.h"
 #include "agent/scheduler.h"
 #include "agent/spool.h"
 
-/* The export period: OpenTelemetry's default, or OTEL_METRIC_EXPORT_INTERVAL
- * (milliseconds) within MIN..MAX. */
-#define VP_REPORT_METRICS_MS     60000
-#define VP_REPORT_METRICS_MIN_MS 1000
-#define VP_REPORT_METRICS_MAX_MS 86400000
-/* A metrics body: ~0.7 kB a target, so some 90,000 targets. */
-#define VP_REPORT_METRICS_BODY_MAX (64 * 1024 * 1024)
+/* The export period is VP_REPORT_METRICS_MS, or OTEL_METRIC_EXPORT_INTERVAL
+ * (milliseconds) within VP_REPORT_METRICS_MIN_MS..VP_REPORT_METRICS_MAX_MS;
+ * a body is at most VP_REPORT_METRICS_BODY_MAX (agent/limits.h). */
 
 struct vp_otlp_metrics;
 

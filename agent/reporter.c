@@ -36,12 +36,6 @@
 #include "agent/reporter.h"
 #include "vp_build.h"
 
-/* A disk that is almost full fails some appends and takes others (a frame
- * that still fits a page the file already has): an outage of the spool ends
- * only after this long without a failed append, so that it is logged once
- * and its end once (issue 9, tests/faults.py disk). */
-#define SPOOL_RECOVERED_MS 5000
-
 /* One POST and what came back. */
 struct post {
 	struct vp_http_xfer xfer;          /* xfer.easy owned while 'sending' */
@@ -747,7 +741,10 @@ static void append_failed(struct vp_reporter *r, const char *target, int64_t seq
 
 static void append_worked(struct vp_reporter *r)
 {
-	if (uv_now(r->loop) - r->last_failure_ms < SPOOL_RECOVERED_MS)
+	/* A disk that is almost full fails some appends and takes others (a
+	 * frame that still fits a page the file already has): the outage ends
+	 * only after VP_REPORT_SPOOL_RECOVERED_MS without a failed append. */
+	if (uv_now(r->loop) - r->last_failure_ms < VP_REPORT_SPOOL_RECOVERED_MS)
 		return;
 	vp_log_info("spool: results are kept again; %" PRIu64 " were lost meanwhile (counted in "
 	            "vpcprobe_reports_dropped_total)", r->lost);
@@ -780,23 +777,6 @@ void vp_reporter_add_run(struct vp_reporter *r, const struct vp_sched_target *st
 		else if (r->append_failed)
 			append_worked(r);
 	}
-}
-
-void vp_reporter_add_record(struct vp_reporter *r, const json_t *rec, const char *what)
-{
-	size_t n;
-	int64_t seq;
-
-	if (!r || r->closing)
-		return;
-	n = rec ? json_dumpb(rec, r->dump, VP_SPOOL_RECORD_MAX, VP_RECORD_DUMP_FLAGS) : 0;
-	seq = n > 0 && n <= VP_SPOOL_RECORD_MAX ? vp_spool_append(r->spool, r->dump, n) : -EMSGSIZE;
-	if (seq == -EMSGSIZE)
-		r->stats->dropped++; /* no memory, or a record beyond any real size */
-	if (seq < 0)
-		append_failed(r, what, seq);
-	else if (r->append_failed)
-		append_worked(r);
 }
 
 /* ---- life ---- */

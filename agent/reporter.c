@@ -779,6 +779,23 @@ void vp_reporter_add_run(struct vp_reporter *r, const struct vp_sched_target *st
 	}
 }
 
+void vp_reporter_add_record(struct vp_reporter *r, const json_t *rec, const char *what)
+{
+	size_t n;
+	int64_t seq;
+
+	if (!r || r->closing)
+		return;
+	n = rec ? json_dumpb(rec, r->dump, VP_SPOOL_RECORD_MAX, VP_RECORD_DUMP_FLAGS) : 0;
+	seq = n > 0 && n <= VP_SPOOL_RECORD_MAX ? vp_spool_append(r->spool, r->dump, n) : -EMSGSIZE;
+	if (seq == -EMSGSIZE)
+		r->stats->dropped++; /* no memory, or a record beyond any real size */
+	if (seq < 0)
+		append_failed(r, what, seq);
+	else if (r->append_failed)
+		append_worked(r);
+}
+
 /* ---- life ---- */
 
 int vp_reporter_new(uv_loop_t *loop, const struct vp_config *cfg,

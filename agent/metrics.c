@@ -6,16 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/duration_buckets.h"
 #include "agent/metrics.h"
 #include "config/config.h"
 #include "vp_build.h"
 
-/* Upper bounds in seconds: a loopback connect takes ~0.1 ms, a zonal VPC
- * round trip under 1 ms, a cross-region one tens of ms, and a probe that
- * times out ends at its deadline (seconds). */
-static const double bucket_le[] = {
-	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
-};
+/* The bounds the OTLP metrics (agent/otlp_metrics.c) use too. */
+static const double bucket_le[] = { VP_DURATION_BOUNDS_S };
 #define N_BUCKETS (sizeof(bucket_le) / sizeof(bucket_le[0]))
 #define TABLE_FIRST 64     /* slots of a new table, a power of two */
 #define PRUNE_SLACK 64     /* names of vanished targets kept before a prune */

@@ -11,16 +11,14 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "agent/duration_buckets.h"
 #include "agent/otlp_metrics.h"
 #include "agent/record.h"
 #include "config/config.h"
 #include "vp_build.h"
 
-/* The same bounds as the status page's /metrics (agent/metrics.c), so that
- * both views of one agent agree. */
-static const double bucket_le[] = {
-	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
-};
+/* The bounds the status page's /metrics (agent/metrics.c) uses too. */
+static const double bucket_le[] = { VP_DURATION_BOUNDS_S };
 #define N_BUCKETS (sizeof(bucket_le) / sizeof(bucket_le[0]))
 #define TABLE_FIRST 64        /* slots of a new table, a power of two */
 #define PRUNE_SLACK 64        /* names of vanished targets kept before a prune */

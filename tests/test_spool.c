@@ -1,7 +1,8 @@
 /* Unit tests for the spool (agent/spool*.c) and its CRC32C: the RFC 3720
  * vectors, the frame format, recovery from a torn tail and from corrupt
- * frames, a full spool dropping its oldest segments, the ack cursor and the
- * rule that only synced records are sent. Then the reporter's pure parts:
+ * frames, a full spool dropping its oldest segments, the ack cursor, the
+ * rule that only synced records are sent and the early end of a segment
+ * whose records were acknowledged. Then the reporter's pure parts:
  * record times, severities, partialSuccess answers, the Compute Engine
  * check. Files live in a temporary directory; every test ends with
  * uv_loop_close() == 0. */
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -614,6 +616,115 @@ START_TEST(test_synced_only)
 }
 END_TEST
 
+/* ---- the early end of a segment (d9cb27b) ---- */
+
+/* A segment ends before its size once an ack covers its first record and
+ * it holds VP_SPOOL_SEGMENT_MIN bytes: the next record starts a new one, so
+ * that the next ack deletes what the collector has. An early rotation that
+ * cannot open a file leaves the record in the current segment and is tried
+ * again with the next. The bound gives 1 MiB segments, far above what is
+ * written here, so that every new segment is an early one. Each row: 'n'
+ * records of 1,000 bytes, then two more, then an ack of everything. */
+struct early_case {
+	int n;             /* records before the first extra one */
+	bool ack;          /* the n records acknowledged before it */
+	bool no_fds;       /* the first extra record finds no descriptor free */
+	int segs[3];       /* segment files after each extra record and after the ack */
+	int newest_from;   /* the newest segment after the second extra record starts at
+	                      extra record 0 or 1, -1: at the first record */
+};
+
+static const struct early_case early_cases[] = {
+	{ 70, true, false, { 2, 2, 1 }, 0 },    /* 71,400 bytes acknowledged: a new segment */
+	{ 64, true, false, { 1, 1, 1 }, -1 },   /* 65,280 bytes: below 64 KiB, it goes on */
+	{ 70, false, false, { 1, 1, 1 }, -1 },  /* its start not acknowledged */
+	{ 70, true, true, { 1, 2, 1 }, 1 },     /* no descriptor: kept, rotated with the next */
+};
+
+/* Uses up every descriptor below a lowered RLIMIT_NOFILE; returns how many
+ * it took ('fds' holds them). The test runs in a child of check's. */
+static int take_all_fds(int *fds, int max, struct rlimit *old)
+{
+	struct rlimit low;
+	int n = 0, fd;
+
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, old), 0);
+	low = *old;
+	low.rlim_cur = (rlim_t)max;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	while (n < max && (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+		fds[n++] = fd;
+	ck_assert_int_eq(errno, EMFILE);
+	ck_assert_int_lt(open("/dev/null", O_RDONLY | O_CLOEXEC), 0);
+	return n;
+}
+
+static void give_back_fds(const int *fds, int n, const struct rlimit *old)
+{
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, old), 0);
+}
+
+START_TEST(test_early_segment)
+{
+	const struct early_case *c = &early_cases[_i];
+	struct fixture fx;
+	struct vp_spool_batch b;
+	static int ids[200];
+	char names[8][256], want[64];
+	int64_t seq[2];
+	uint64_t last;
+	int fds[256], n_fds = 0, back, w;
+	struct rlimit old;
+
+	fx_init(&fx);
+	fx_open(&fx, 8 * 1024 * 1024);
+	ck_assert_uint_eq(vp_spool_segment_bytes(8 * 1024 * 1024), 1024 * 1024);
+	append_n(&fx, 0, c->n, 1000);
+	ck_assert_int_eq(vp_spool_flush(fx.sp), 0);
+	if (c->ack) {
+		ck_assert_int_eq(read_all(&fx, ids, N_ELEMS(ids), &last), c->n);
+		ck_assert_int_eq(vp_spool_ack(fx.sp, last), 0);
+	}
+	for (int k = 0; k < 2; k++) {
+		char buf[1001];
+
+		if (k == 0 && c->no_fds)
+			n_fds = take_all_fds(fds, N_ELEMS(fds), &old);
+		seq[k] = vp_spool_append(fx.sp, buf, make_record(buf, c->n + k, 1000));
+		if (k == 0 && c->no_fds)
+			give_back_fds(fds, n_fds, &old);
+		ck_assert_int_gt(seq[k], 0);
+		ck_assert_int_eq(segments(&fx, names, 8), c->segs[k]);
+	}
+	ck_assert_uint_eq(fx.stats.dropped, 0);
+	ck_assert_str_eq(fx.stats.last_error, "");
+	if (c->newest_from >= 0) {
+		w = snprintf(want, sizeof(want), "%s/spool/%016llx.seg", fx.state,
+		             (unsigned long long)seq[c->newest_from]);
+		ck_assert_int_lt(w, (int)sizeof(want));
+		ck_assert_str_eq(names[c->segs[1] - 1], want);
+	}
+	/* The oldest segment holds every record up to where the newest starts. */
+	ck_assert_int_eq(file_size(names[0]), (off_t)(HDR + 1000) *
+	                 (c->n + (c->newest_from < 0 ? 2 : c->newest_from)));
+	/* Nothing lost or reordered by a rotation or by its failure. */
+	ck_assert_int_eq(vp_spool_flush(fx.sp), 0);
+	back = read_all(&fx, ids, N_ELEMS(ids), &last);
+	ck_assert_int_eq(back, c->ack ? 2 : c->n + 2);
+	for (int i = 0; i < back; i++)
+		ck_assert_int_eq(ids[i], c->n + 2 - back + i);
+	ck_assert_uint_eq(last, (uint64_t)seq[1]);
+	ck_assert_int_eq(vp_spool_ack(fx.sp, last), 0);
+	ck_assert_int_eq(segments(&fx, names, 8), c->segs[2]);
+	ck_assert_int_eq(vp_spool_read(fx.sp, 10, 1 << 20, &b), 0);
+	ck_assert_uint_eq(b.n, 0);
+	fx_close(&fx);
+	fx_done(&fx);
+}
+END_TEST
+
 /* ---- opening ---- */
 
 enum open_problem { P_NOT_DIR, P_LOCKED, P_TOO_SMALL, P_BIG_RECORD };
@@ -788,6 +899,7 @@ static Suite *spool_suite(void)
 	tcase_add_loop_test(disk, test_ack, 0, N_ELEMS(ack_cases));
 	tcase_add_test(disk, test_bad_cursor);
 	tcase_add_test(disk, test_synced_only);
+	tcase_add_loop_test(disk, test_early_segment, 0, N_ELEMS(early_cases));
 	tcase_add_loop_test(disk, test_open, 0, N_ELEMS(open_cases));
 	tcase_add_loop_test(report, test_time_ns, 0, N_ELEMS(time_cases));
 	tcase_add_loop_test(report, test_severity, 0, N_ELEMS(severity_cases));

@@ -29,6 +29,7 @@ struct vp_target_run {
 	size_t pending;
 	bool busy;
 	uint64_t start_ns;
+	uint64_t submit_ns;               /* when its probes went to the engine */
 };
 
 /* NULL when out of memory. */

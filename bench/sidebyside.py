@@ -258,9 +258,9 @@ def run_vpcprobe(ctx, case):
         return {"failed": "exit %s: %s" % (m["rc"], stderr_tail(out))}
     want = {"t%d" % i: w for i, (_, _, w) in enumerate(targets)}
     pairs, late, seen = [], [], set()
-    # The record's total counts from the run's start and a timeout's detail
-    # names the run's timeout ("within N ms"): lateness is the one minus the
-    # other. 'short' counts records whose detail names less than the config's
+    # The record's total counts from the run's start (less the wait for an
+    # engine slot) and a timeout's detail names the run's timeout ("within N
+    # ms"): lateness is the one minus the other. 'short' counts records whose detail names less than the config's
     # timeout (before the runner fix of issue 8 some said "within 996 ms").
     short = 0
     with open(out) as f:

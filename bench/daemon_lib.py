@@ -437,9 +437,10 @@ def put_section(path, title, text):
         b = a + 1
         while b < len(lines) and not lines[b].startswith("## "):
             b += 1
-        # Notes written by hand under NOTES stay across runs.
+        # Notes written by hand under NOTES stay across runs, unless the
+        # new text brings its own.
         old = lines[a:b]
-        keep = old[old.index(NOTES):] if NOTES in old else []
+        keep = old[old.index(NOTES):] if NOTES in old and NOTES not in body else []
         while keep and keep[-1] == "":
             keep.pop()
         lines[a:b] = body + ([""] + keep if keep else []) + [""]

@@ -15,6 +15,7 @@
 #include "agent/reporter.h"
 #include "agent/scheduler.h"
 #include "agent/status.h"
+#include "agent/status_fw.h"
 
 static const char run_usage[] =
 	"Usage: vpcprobe run [-c FILE]\n"
@@ -58,6 +59,9 @@ struct daemon {
 	struct vp_curlm *meta_cm;         /* owned reference until the reading ends */
 	struct vp_metadata *md;           /* owned until its 'done' */
 	struct vp_instance inst;
+	/* The page's firewall lines from agent.gcloud_exports (issues 6 and
+	 * 7), read at start and at each SIGHUP; NULL without the key. */
+	struct vp_status_fw *fw;          /* owned */
 	uv_signal_t sig_hup, sig_term, sig_int;
 	uv_timer_t watchdog;              /* active only under WatchdogSec= */
 	uv_timer_t grace;                 /* bounds the stop */
@@ -313,13 +317,36 @@ static void stop(struct daemon *d, int signum)
 	d->reporter = NULL;
 }
 
+/* Reads agent.gcloud_exports again for the running configuration's
+ * targets. A broken file is no failure (status_fw_load.c logs it and the
+ * page says "unknown"); out of memory keeps the lines of the last load. */
+static void load_firewall(struct daemon *d)
+{
+	struct vp_status_fw *fw = NULL;
+
+	if (!d->cfg->gcloud_exports[0]) {
+		d->fw = vp_status_fw_free(d->fw);
+		return;
+	}
+	if (vp_status_fw_load(d->cfg->gcloud_exports, d->cfg->targets, d->cfg->n_targets, &fw) < 0) {
+		vp_log_err("gcloud exports '%s': out of memory; the page keeps the last firewall lines",
+		           d->cfg->gcloud_exports);
+		return;
+	}
+	vp_status_fw_free(d->fw);
+	d->fw = fw;
+	vp_log_info("gcloud exports '%s': %zu firewall line(s) for the page%s%s",
+	            d->cfg->gcloud_exports, fw->n, fw->when[0] ? ", exports of " : "", fw->when);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
 	struct daemon *d = h->data;
 
-	if (signum == SIGHUP && !d->stopping)
+	if (signum == SIGHUP && !d->stopping) {
 		reload(d);
-	else if (signum != SIGHUP)
+		load_firewall(d); /* the exports may have changed even when the config did not */
+	} else if (signum != SIGHUP)
 		stop(d, signum);
 }
 
@@ -405,6 +432,13 @@ static const struct vp_instance *current_instance(void *arg)
 	return &d->inst;
 }
 
+static const struct vp_status_fw *current_firewall(void *arg)
+{
+	const struct daemon *d = arg;
+
+	return d->fw;
+}
+
 /* The collector's side of the status page and of /metrics: the spool's and
  * the reporter's counts. */
 static void status_delivery(void *arg, struct vp_status_delivery *out)
@@ -423,7 +457,8 @@ static int start_status(struct daemon *d)
 	const struct vp_status_source src = { .scheduler = current_scheduler,
 	                                      .delivery = status_delivery,
 	                                      .checks = current_checks,
-	                                      .instance = current_instance, .arg = d };
+	                                      .instance = current_instance,
+	                                      .firewall = current_firewall, .arg = d };
 	char err[VP_ERR_MAX];
 	int r;
 
@@ -480,6 +515,7 @@ int vp_cmd_run(int argc, char **argv)
 	if (vp_listen_checks_apply(d.checks, d.cfg) < 0)
 		return VP_EXIT_NOT_OK;
 	start_metadata(&d);
+	load_firewall(&d);
 	vp_scheduler_start(d.sched, NULL);
 	vp_log_info("started: config '%s', %zu targets, agent '%s'", d.cfg->source,
 	            d.cfg->n_targets, d.cfg->agent_name);
@@ -490,6 +526,7 @@ int vp_cmd_run(int argc, char **argv)
 
 	vp_listen_checks_free(d.checks);
 	vp_status_free(d.status);
+	vp_status_fw_free(d.fw);
 	vp_scheduler_free(d.sched);
 	vp_scheduler_free(d.old_sched);
 	vp_config_free(d.cfg);

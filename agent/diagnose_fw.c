@@ -22,7 +22,11 @@ static void source_text(const struct vp_diag_ctx *c, char *buf, size_t len)
 	const struct vp_cidr *range = connector_range(c);
 	int o;
 
-	if (c->in->connector || (c->in->service && c->in->service->connector[0]))
+	if (c->in->connector && !c->in->connector->name[0] && range)
+		/* The status page's question, from a target's connector_range
+		 * without connector.json (status_fw_load.c): only the range. */
+		o = snprintf(buf, len, "the range %s (from the agent's config", range->text);
+	else if (c->in->connector || (c->in->service && c->in->service->connector[0]))
 		o = snprintf(buf, len, "connector '%s' (%s", vp_diag_connector_name(c),
 		             range ? range->text : "range unknown");
 	else
@@ -59,9 +63,11 @@ void vp_diag_allow_rule_fix(struct vp_diag_ctx *c, enum vp_diag_step s,
 		snprintf(pre, sizeof(pre), "gcloud compute firewall-rules update %s --priority 1 && ",
 		         deny->name);
 	}
+	const char *name = vp_diag_connector_name(c);
+
 	vp_diag_fix(c, s, "%sgcloud compute firewall-rules create allow-%.40s-tcp-%u --network %s "
 	            "--direction INGRESS --action allow --rules tcp:%u %s%s --priority %u", pre,
-	            vp_diag_connector_name(c), c->in->url->port, vp_diag_network(c), c->in->url->port,
+	            name[0] ? name : "connector", c->in->url->port, vp_diag_network(c), c->in->url->port,
 	            src, dst, prio);
 }
 

@@ -19,6 +19,7 @@
 #include "config/config.h"
 
 struct vp_status;
+struct vp_status_fw;
 
 /* The collector's side of the header and of /metrics. Until a reporter
  * fills it in, the page says "no collector" (or that delivery state is not
@@ -44,6 +45,9 @@ struct vp_status_source {
 	/* May be NULL, or return NULL: where the agent runs is not known.
 	 * Fields fill in as the metadata server answers. */
 	const struct vp_instance *(*instance)(void *arg);
+	/* May be NULL, or return NULL: no agent.gcloud_exports. The firewall
+	 * lines of the last load of the exports (agent/status_fw.h). */
+	const struct vp_status_fw *(*firewall)(void *arg);
 	void *arg;                        /* borrowed: the callbacks' */
 };
 

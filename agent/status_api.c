@@ -111,7 +111,7 @@ static json_t *target_json(const struct vp_status_view *v)
 	for (size_t i = 0; steps && i < v->n_steps; i++)
 		json_array_append_new(steps, json_string(v->steps[i]));
 	return json_pack("{s:s,s:s,s:s,s:s,s:i,s:s,s:s?,s:s?,s:s?,s:s?,s:s?,s:o,s:o,s:s,s:o,"
-	                 "s:o,s:I,s:o,s:s?}",
+	                 "s:o,s:I,s:o,s:s?,s:o}",
 	                 "name", t->name, "url", t->url_text, "kind", vp_kind_name(t->url.kind),
 	                 "host", t->url.host, "port", (int)t->url.port,
 	                 "state", state_names[v->state],
@@ -127,7 +127,8 @@ static json_t *target_json(const struct vp_status_view *v)
 	                 "last_probe", time_or_null(v->last_ms),
 	                 "runs", (json_int_t)st->runs,
 	                 "addresses", addresses_json(st),
-	                 "badge", st->runs ? vp_status_badge_text(st->verdict) : NULL);
+	                 "badge", st->runs ? vp_status_badge_text(st->verdict) : NULL,
+	                 "firewall", vp_status_fw_json(v->fw_set, v->fw));
 }
 
 void vp_status_delivery_of(struct vp_status *s, struct vp_status_delivery *out)
@@ -238,6 +239,7 @@ int vp_status_json(struct vp_status *s, struct vp_buf *b)
 	vp_buf_puts(b, ",\"targets\":[");
 	for (; shown < n && b->len + VP_STATUS_ROW_RESERVE < b->max; shown++) {
 		vp_status_view_of(vp_scheduler_target(sched, order[shown]), now, &v);
+		vp_status_view_fw(s, &v);
 		len = b->len;
 		if (shown > 0)
 			vp_buf_puts(b, ",");

@@ -76,6 +76,9 @@ const char vp_status_css[] =
 	".checks tr.failing .port,.arrivals tr.outside .match{color:var(--bad);font-weight:700}\n"
 	".arrivals tr.inside .match{color:var(--ok)}.bcounts{margin:2px 0 6px}"
 	".bcounts.bad{color:var(--bad);font-weight:700}\n"
+	".fw{margin-top:6px;max-width:110ch;color:var(--mut)}.fw-denied .fwt{color:var(--bad)}\n"
+	".fwfix code{display:block;padding:2px 10px;font:13px/1.45 'DejaVu Sans Mono',monospace;"
+	"background:var(--code);white-space:pre-wrap;overflow-wrap:anywhere;user-select:all}\n"
 	"[hidden]{display:none!important}\n"
 	"@media (max-width:800px){.top{grid-template-columns:auto 1fr}.id{grid-column:1/-1}}\n";
 
@@ -127,7 +130,11 @@ const char vp_status_js[] =
 	"for(var i=0;same&&i<codes.length;i++)same=codes[i].textContent===t.next_steps[i];\n"
 	"if(!same){next.replaceChildren(el('span','sub','next step:'));"
 	"t.next_steps.forEach(function(c){next.appendChild(el('code',null,c));});}\n"
-	"var old=$(a,'svg.spark');if(old)old.replaceWith(spark(t.sparkline));}\n"
+	"var old=$(a,'svg.spark');if(old)old.replaceWith(spark(t.sparkline));\n"
+	/* The firewall line changes at a SIGHUP (status_fw.c writes it). */
+	"var fw=$(a,'.fw'),f=t.firewall;if(fw){fw.hidden=!f;"
+	"fw.className='fw fw-'+(f?f.answer:'none');text($(fw,'.fwt'),f?f.text:'');"
+	"$(fw,'.fwfix').hidden=!(f&&f.fix);text($(fw,'.fwfix code'),f&&f.fix?f.fix:'');}}\n"
 	"function counts(d){var c=document.getElementById('counts'),f=0,k,x=[];\n"
 	"for(k in d.counts)if(k!=='ok'&&k!=='pending')f+=d.counts[k];\n"
 	"x.push(el('span','cnt'+(f?' bad':''),f+' failing'));\n"

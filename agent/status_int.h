@@ -14,6 +14,7 @@
 #include "agent/html.h"
 #include "agent/metrics.h"
 #include "agent/status.h"
+#include "agent/status_fw.h"
 #include "probes/listeners.h"
 
 #define VP_STATUS_SHA256_LEN 32
@@ -100,9 +101,14 @@ struct vp_status_view {
 	struct vp_spark_bucket spark[VP_SPARK_BUCKETS];
 	size_t n_steps;
 	char steps[VP_STATUS_STEPS_MAX][VP_STATUS_STEP_MAX]; /* commands to type next */
+	/* The firewall line (status_fw.h), set by vp_status_view_fw(). */
+	const struct vp_status_fw *fw_set;    /* borrowed, NULL: no exports */
+	const struct vp_status_fw_line *fw;   /* borrowed, NULL: no line */
 };
 
 void vp_status_view_of(const struct vp_sched_target *st, int64_t now_ms, struct vp_status_view *v);
+/* Adds the target's firewall line from the source's last load (status_fw.c). */
+void vp_status_view_fw(struct vp_status *s, struct vp_status_view *v);
 
 /* Commands for the next step after result 'r' of target 't', filled in with
  * its address, port and connector_range. Returns how many (<= max). Pure. */

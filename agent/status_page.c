@@ -89,6 +89,7 @@ static void row_html(struct vp_buf *b, const struct vp_status_view *v)
 	vp_spark_svg(b, v->spark);
 	vp_buf_puts(b, "\n</div>\n");
 	row_why(b, v);
+	vp_status_fw_html(b, v->fw);
 	vp_buf_puts(b, "</article>\n");
 }
 
@@ -203,6 +204,7 @@ int vp_status_page(struct vp_status *s, struct vp_buf *b)
 	/* Past the size limit the rest of the rows are left out, and said so. */
 	for (; shown < n && b->len + checks.len + VP_STATUS_ROW_RESERVE < b->max; shown++) {
 		vp_status_view_of(vp_scheduler_target(sched, order[shown]), now, &v);
+		vp_status_view_fw(s, &v);
 		row_html(b, &v);
 	}
 	if (n == 0)
@@ -323,6 +325,7 @@ int vp_status_target_page(struct vp_status *s, const char *name, struct vp_buf *
 		return b->err ? b->err : -ENOENT;
 	}
 	vp_status_view_of(st, vp_status_realtime_ms(), &v);
+	vp_status_view_fw(s, &v);
 	row_html(b, &v);
 	results_html(b, st);
 	records_html(b, cfg, st);

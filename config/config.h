@@ -112,6 +112,11 @@ struct vp_config {
 	size_t n_dns_servers;
 	uint32_t max_in_flight; /* agent.max_in_flight */
 	char *metadata_url;    /* owned: agent.metadata_url, NULL: the metadata server (on GCE) */
+	/* agent.gcloud_exports: a directory of gcloud's JSON exports (the
+	 * file names of `vpcprobe diagnose --exports`), read at start and at
+	 * SIGHUP for the page's firewall line; "" when not set. An array, not
+	 * a pointer, so that vp_config_free() has nothing more to free. */
+	char gcloud_exports[VP_PATH_MAX];
 
 	uint32_t interval_s;   /* defaults.interval_s */
 	uint32_t timeout_ms;   /* defaults.timeout_ms */

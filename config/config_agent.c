@@ -76,6 +76,29 @@ static void parse_metadata_url(struct loader *ld, const char *path, json_t *v, v
 	vp_cfg_set_string(ld, path, &cfg->metadata_url, s);
 }
 
+/* A directory, absolute: the daemon runs with / as its working directory
+ * under systemd, and a relative path would name another place there. */
+static void parse_gcloud_exports(struct loader *ld, const char *path, json_t *v, void *dst,
+                                 const struct field *f)
+{
+	struct vp_config *cfg = dst;
+	const char *s;
+
+	(void)f;
+	if (json_is_null(v))
+		return;
+	if (!vp_cfg_expect_type(ld, path, v, JSON_STRING) ||
+	    !vp_cfg_check_string(ld, path, v, 1, sizeof(cfg->gcloud_exports) - 1))
+		return;
+	s = json_string_value(v);
+	if (s[0] != '/') {
+		vp_cfg_report(ld, path, "'%.80s' is not an absolute path; expected a directory such as "
+		              "\"/var/lib/vpcprobe/exports\"", s);
+		return;
+	}
+	snprintf(cfg->gcloud_exports, sizeof(cfg->gcloud_exports), "%s", s);
+}
+
 static const struct field agent_fields[] = {
 	F_STR("name", struct vp_config, agent_name, 1, VP_NAME_MAX),
 	F_CUSTOM("status_listen", struct vp_config, status_listen, parse_listen),
@@ -84,6 +107,7 @@ static const struct field agent_fields[] = {
 	F_CUSTOM("dns_servers", struct vp_config, dns_servers, parse_dns_servers),
 	F_UINT("max_in_flight", struct vp_config, max_in_flight, 1, VP_IN_FLIGHT_MAX),
 	F_CUSTOM("metadata_url", struct vp_config, metadata_url, parse_metadata_url),
+	F_CUSTOM("gcloud_exports", struct vp_config, gcloud_exports, parse_gcloud_exports),
 };
 
 void vp_cfg_load_agent(struct loader *ld, const char *path, json_t *v, struct vp_config *cfg)

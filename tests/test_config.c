@@ -72,7 +72,7 @@ static const struct bad_case bad_cases[] = {
 	{ "{'agent': null}", 1, NULL, { "agent: expected an object, got null" } },
 	{ "{'agent': {'colour': 'red'}}", 1, NULL, { SRC "agent.colour: unknown key (known: name, "
 	  "status_listen, status_token_file, state_dir, dns_servers, max_in_flight, "
-	  "metadata_url)" } },
+	  "metadata_url, gcloud_exports)" } },
 	{ "{'agent': {'\\u0001x': 1}}", 1, NULL, { "agent.?x: unknown key" } },
 	{ "{'agent': {'" L100 "': 1}}", 1, NULL, { "agent." L10 L10 L10 L10 L10 L10 "abcd...: unknown" } },
 	{ "{'agent': {'name': 5}}", 1, NULL, { SRC "agent.name: expected a string, got an integer" } },
@@ -121,6 +121,11 @@ static const struct bad_case bad_cases[] = {
 	{ "{'agent': {'metadata_url': 'http://'}}", 1, NULL,
 	  { "agent.metadata_url: 'http://': missing host" } },
 	{ "{'agent': {'max_in_flight': false}}", 1, NULL, { "expected an integer, got false" } },
+	{ "{'agent': {'gcloud_exports': 5}}", 1, NULL,
+	  { SRC "agent.gcloud_exports: expected a string, got an integer" } },
+	{ "{'agent': {'gcloud_exports': ''}}", 1, NULL, { "agent.gcloud_exports: empty string" } },
+	{ "{'agent': {'gcloud_exports': 'exports'}}", 1, NULL,
+	  { SRC "agent.gcloud_exports: 'exports' is not an absolute path" } },
 	/* defaults */
 	{ "{'defaults': []}", 1, NULL, { "defaults: expected an object, got an array" } },
 	{ "{'defaults': {'interval': 10}}", 1, NULL,
@@ -638,6 +643,33 @@ START_TEST(test_delivery_settings)
 		ck_assert_str_eq(cfg->metadata_url, c->metadata_url);
 	else
 		ck_assert_ptr_null(cfg->metadata_url);
+	vp_config_free(cfg);
+	free(json);
+}
+END_TEST
+
+/* agent.gcloud_exports (the status page's firewall line): "" unless set. */
+struct exports_case {
+	const char *json;
+	const char *want;
+};
+
+static const struct exports_case exports_cases[] = {
+	{ "{}", "" },
+	{ "{'agent': {'gcloud_exports': null}}", "" },
+	{ "{'agent': {'gcloud_exports': '/var/lib/vpcprobe/exports'}}", "/var/lib/vpcprobe/exports" },
+};
+
+START_TEST(test_gcloud_exports)
+{
+	const struct exports_case *c = &exports_cases[_i];
+	struct vp_config *cfg = NULL;
+	char err[4096] = "";
+	char *json = json_of(c->json);
+
+	ck_assert_msg(vp_config_load_string(json, "t.json", &cfg, err, sizeof(err)) == 0,
+	              "row %d: %s", _i, err);
+	ck_assert_str_eq(cfg->gcloud_exports, c->want);
 	vp_config_free(cfg);
 	free(json);
 }
@@ -1466,6 +1498,7 @@ static Suite *config_suite(void)
 	tcase_add_loop_test(errors, test_array_limits, 0, N_ELEMS(size_cases));
 	tcase_add_loop_test(loads, test_good_config, 0, N_ELEMS(good_cases));
 	tcase_add_loop_test(loads, test_delivery_settings, 0, N_ELEMS(delivery_cases));
+	tcase_add_loop_test(loads, test_gcloud_exports, 0, N_ELEMS(exports_cases));
 	tcase_add_loop_test(loads, test_file, 0, N_ELEMS(file_cases));
 	tcase_add_test(loads, test_embedded_default);
 	tcase_add_test(loads, test_design_example);

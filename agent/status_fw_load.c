@@ -1,0 +1,268 @@
+/* The page's firewall lines (status_fw.h): gcloud's exports read from
+ * agent.gcloud_exports by the readers of `vpcprobe diagnose` and judged by
+ * its own firewall_admits_connector step (agent/diagnose_fw.c), so that the
+ * page and the command can never disagree. Runs on the loop at start and
+ * at SIGHUP: the files are local and bounded (VP_STATUS_FW_FILE_MAX), and
+ * only regular files are opened, so that a FIFO cannot hang the agent. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "agent/diagnose.h"
+#include "agent/log.h"
+#include "agent/status_fw.h"
+
+/* The exports the firewall step reads, by `diagnose --exports` names. */
+enum input {
+	IN_SERVICE,
+	IN_CONNECTOR,
+	IN_RULES,
+	IN_EFFECTIVE,
+	IN_NETWORK,
+	IN_INSTANCE,
+	IN_SQL,
+	IN_MAX,
+};
+
+static const char *const export_names[IN_MAX] = {
+	"service.json", "connector.json", "firewall-rules.json", "effective-firewalls.json",
+	"network.json", "instance.json", "sql-instance.json",
+};
+
+struct exports {
+	char path[IN_MAX][VP_PATH_MAX];       /* "" when the file is absent */
+	time_t newest;                        /* the newest mtime of those present */
+	struct vp_gc_service service;
+	struct vp_gc_connector connector;
+	struct vp_fw_ruleset rules;
+	struct vp_fw_ruleset eff_rules;       /* effective-firewalls.json's VPC rules */
+	struct vp_fw_policies policies;
+	enum vp_fw_order fw_order;
+	struct vp_gc_instance instance;
+	struct vp_gc_sql sql;
+};
+
+static int fail(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, len, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+/* Which files are there; each must be a regular file of a bounded size. */
+static int find_files(const char *dir, struct exports *x, char *err, size_t len)
+{
+	struct stat st;
+
+	if (stat(dir, &st) < 0)
+		return fail(err, len, "gcloud_exports '%s': %s", dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return fail(err, len, "gcloud_exports '%s': not a directory", dir);
+	for (int i = 0; i < IN_MAX; i++) {
+		char *p = x->path[i];
+
+		if ((size_t)snprintf(p, VP_PATH_MAX, "%s/%s", dir, export_names[i]) >= VP_PATH_MAX)
+			return fail(err, len, "gcloud_exports '%s': path too long", dir);
+		if (stat(p, &st) < 0) {
+			if (errno != ENOENT)
+				return fail(err, len, "'%s': %s", p, strerror(errno));
+			p[0] = '\0';   /* absent: its steps are unknown, as in diagnose */
+			continue;
+		}
+		if (!S_ISREG(st.st_mode))
+			return fail(err, len, "'%s': not a regular file", p);
+		if (st.st_size > VP_STATUS_FW_FILE_MAX)
+			return fail(err, len, "'%s': %lld bytes, more than the agent reads (%d MiB)", p,
+			            (long long)st.st_size, VP_STATUS_FW_FILE_MAX / (1024 * 1024));
+		if (st.st_mtime > x->newest)
+			x->newest = st.st_mtime;
+	}
+	return 0;
+}
+
+/* Reads every file present; the first broken one stops it, its message
+ * naming the file and the JSON path. */
+static int read_files(struct exports *x, char *err, size_t len)
+{
+	char (*p)[VP_PATH_MAX] = x->path;
+	int r = 0;
+
+	if (p[IN_SERVICE][0])
+		r = vp_gc_read_service(p[IN_SERVICE], &x->service, err, len);
+	if (r >= 0 && p[IN_CONNECTOR][0])
+		r = vp_gc_read_connector(p[IN_CONNECTOR], &x->connector, err, len);
+	if (r >= 0 && p[IN_RULES][0])
+		r = vp_gc_read_firewall_rules(p[IN_RULES], NULL, &x->rules, err, len);
+	if (r >= 0 && p[IN_EFFECTIVE][0])
+		r = vp_gc_read_effective_firewalls(p[IN_EFFECTIVE], NULL, &x->eff_rules, &x->policies,
+		                                   err, len);
+	if (r >= 0 && p[IN_NETWORK][0])
+		r = vp_gc_read_network(p[IN_NETWORK], &x->fw_order, err, len);
+	if (r >= 0 && p[IN_INSTANCE][0])
+		r = vp_gc_read_instance(p[IN_INSTANCE], &x->instance, err, len);
+	if (r >= 0 && p[IN_SQL][0])
+		r = vp_gc_read_sql(p[IN_SQL], &x->sql, err, len);
+	return r < 0 ? r : 0;
+}
+
+/* Bytes that are not valid UTF-8 (a text cut inside a character) become
+ * '?', so that the JSON of /api/v1/status can always carry the line. */
+static void utf8_clean(char *s)
+{
+	unsigned char *u = (unsigned char *)s;
+
+	for (size_t i = 0; u[i];) {
+		unsigned char b = u[i];
+		size_t k = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
+		size_t j = 1;
+
+		while (k > 1 && j < k && (u[i + j] & 0xc0) == 0x80)
+			j++;
+		if (k == 0 || j < k || (k == 2 && b < 0xc2)) {
+			u[i++] = '?';
+			continue;
+		}
+		i += k;
+	}
+}
+
+/* The connector the page asks about: the export's, with the target's
+ * connector_range as its range (the question is "does this range get in").
+ * Without connector.json only the range is known: no name, so no tags,
+ * rather than a guess. */
+static void connector_of(const struct exports *x, const struct vp_target *t,
+                         struct vp_gc_connector *k)
+{
+	if (x->path[IN_CONNECTOR][0])
+		*k = x->connector;
+	else
+		memset(k, 0, sizeof(*k));
+	k->has_range = true;
+	k->range = t->connector_range;
+}
+
+static void judge(const struct exports *x, const struct vp_target *t, const char *when,
+                  struct vp_diag_report *rep, struct vp_status_fw_line *l)
+{
+	struct vp_gc_connector k;
+	struct vp_diag_input in = {
+		.target = t->url_text, .url = &t->url,
+		.service = x->path[IN_SERVICE][0] ? &x->service : NULL, .connector = &k,
+		.rules = x->path[IN_RULES][0] ? &x->rules : x->path[IN_EFFECTIVE][0] ? &x->eff_rules : NULL,
+		.policies = x->path[IN_EFFECTIVE][0] ? &x->policies : NULL, .fw_order = x->fw_order,
+		.instance = x->path[IN_INSTANCE][0] ? &x->instance : NULL,
+		.sql = x->path[IN_SQL][0] ? &x->sql : NULL,
+	};
+	const struct vp_diag_step_out *o = &rep->steps[VP_DIAG_FIREWALL];
+
+	if (t->url.host_type == VP_HOST_NAME) {
+		snprintf(l->text, sizeof(l->text), "firewall (exports of %s): unknown: the target is "
+		         "a name, and the firewall is judged for an address (instance.json's "
+		         "networkIP); write the address in the target's URL", when);
+		return;
+	}
+	connector_of(x, t, &k);
+	if (vp_diagnose(&in, rep) < 0) {
+		snprintf(l->text, sizeof(l->text), "firewall (exports of %s): unknown: out of memory "
+		         "evaluating the rules", when);
+		return;
+	}
+	l->answer = o->status == VP_DIAG_PASS ? VP_STATUS_FW_ALLOWED :
+	            o->status == VP_DIAG_FAIL ? VP_STATUS_FW_DENIED : VP_STATUS_FW_UNKNOWN;
+	snprintf(l->text, sizeof(l->text), "firewall (exports of %s): %s%s", when,
+	         l->answer == VP_STATUS_FW_UNKNOWN ? "unknown: " : "", o->evidence);
+	snprintf(l->fix, sizeof(l->fix), "%s", o->fix);
+}
+
+static void exports_done(struct exports *x)
+{
+	vp_fw_ruleset_done(&x->rules);
+	vp_fw_ruleset_done(&x->eff_rules);
+	vp_fw_policies_done(&x->policies);
+}
+
+/* Room for a line per target with connector_range; NULL when out of memory. */
+static struct vp_status_fw *fw_new(const char *dir, const struct vp_target *t, size_t n)
+{
+	struct vp_status_fw *fw = calloc(1, sizeof(*fw));
+	size_t want = 0;
+
+	for (size_t i = 0; i < n; i++)
+		want += t[i].connector_range.family != 0;
+	if (!fw || !(fw->lines = calloc(want ? want : 1, sizeof(*fw->lines))))
+		return vp_status_fw_free(fw);
+	snprintf(fw->dir, sizeof(fw->dir), "%s", dir);
+	for (size_t i = 0; i < n; i++)
+		if (t[i].connector_range.family != 0)
+			snprintf(fw->lines[fw->n++].target, sizeof(fw->lines[0].target), "%s", t[i].name);
+	return fw;
+}
+
+int vp_status_fw_load(const char *dir, const struct vp_target *t, size_t n,
+                      struct vp_status_fw **ret)
+{
+	struct vp_status_fw *fw = fw_new(dir, t, n);
+	struct exports *x = calloc(1, sizeof(*x));
+	struct vp_diag_report *rep = calloc(1, sizeof(*rep));
+	struct tm tm;
+	int r = -ENOMEM;
+
+	if (!fw || !x || !rep)
+		goto out;
+	if (fw->n == 0) {
+		/* No target asks: the files are not even read. */
+		r = 0;
+		goto out;
+	}
+	if (find_files(dir, x, fw->error, sizeof(fw->error)) == 0 &&
+	    read_files(x, fw->error, sizeof(fw->error)) == 0) {
+		fw->error[0] = '\0';
+		if (x->newest && gmtime_r(&x->newest, &tm))
+			strftime(fw->when, sizeof(fw->when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	}
+	utf8_clean(fw->error);
+	if (fw->error[0])
+		vp_log_err("gcloud exports: %s; the page shows the firewall as unknown", fw->error);
+	for (size_t i = 0, j = 0; i < n && j < fw->n; i++) {
+		struct vp_status_fw_line *l = &fw->lines[j];
+
+		if (t[i].connector_range.family == 0)
+			continue;
+		j++;
+		if (fw->error[0])
+			snprintf(l->text, sizeof(l->text), "firewall: unknown: %s", fw->error);
+		else
+			judge(x, &t[i], fw->when[0] ? fw->when : "no file", rep, l);
+		utf8_clean(l->text);
+		utf8_clean(l->fix);
+		if (l->answer == VP_STATUS_FW_UNKNOWN && !fw->error[0])
+			vp_log_warning("target '%s': %s", l->target, l->text);
+	}
+	r = 0;
+out:
+	if (x)
+		exports_done(x);
+	free(x);
+	free(rep);
+	if (r < 0)
+		vp_status_fw_free(fw);
+	else
+		*ret = fw;
+	return r;
+}
+
+struct vp_status_fw *vp_status_fw_free(struct vp_status_fw *fw)
+{
+	if (fw)
+		free(fw->lines);
+	free(fw);
+	return NULL;
+}

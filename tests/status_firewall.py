@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""The status page's firewall line (issues 6 and 7), end to end on loopback.
+
+`vpcprobe run` with agent.gcloud_exports pointing at a copy of the
+diagnose fixtures (tests/fixtures/diagnose: healthy/ and the firewall_denies
+overlay), whose instance.json is rewritten to have 127.0.0.1, the address
+of the test's own listener, and whose allow rule names that listener's
+port. The addresses of the exports are data: the agent probes only the
+test's listener on 127.0.0.1.
+
+Asserted, on '/', /target/NAME and /api/v1/status: the implied deny with
+its fix; a truncated firewall-rules.json gives "unknown" naming the file
+and the JSON path, logged once, and the agent keeps running; after the file
+is fixed a SIGHUP shows the allow rule; a missing directory gives
+"unknown" naming it; a target without connector_range has no line.
+
+Waits are readiness checks with a bound (READY=1, an answer that changed),
+never sleeps for their own sake. TAP output."""
+
+import html
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+VPCPROBE = os.environ.get("VPCPROBE", os.path.join(os.path.dirname(__file__), "..", "build", "vpcprobe"))
+TESTS_DIR = os.environ.get("TESTS_DIR", os.path.dirname(os.path.abspath(__file__)))
+FIX = os.path.join(TESTS_DIR, "fixtures", "diagnose")
+RANGE = "10.8.0.0/28"
+results = []
+
+
+def check(ok, what):
+    results.append(bool(ok))
+    print(("ok" if ok else "not ok") + " %d - %s" % (len(results), what), flush=True)
+    return ok
+
+
+def free_port():
+    """A loopback port nothing listens on (never 2024)."""
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port != 2024:
+            return port
+
+
+def request(port, path):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def wait_for(fn, timeout=20.0, every=0.05):
+    """Polls fn() until it returns something true; a bounded readiness check."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(every)
+
+
+def page_text(port, path):
+    """The page with its entities decoded, or "" when it does not answer."""
+    try:
+        status, body = request(port, path)
+    except OSError:
+        return ""
+    return html.unescape(body.decode()) if status == 200 else ""
+
+
+def firewall_of(port, name):
+    try:
+        status, body = request(port, "/api/v1/status")
+    except OSError:
+        return None
+    if status != 200:
+        return None
+    for t in json.loads(body)["targets"]:
+        if t["name"] == name:
+            return t["firewall"] or {"answer": None}
+    return None
+
+
+def exports(dirname, rules_from, port):
+    """healthy/ with the rules of 'rules_from', made to describe 127.0.0.1."""
+    os.makedirs(dirname, exist_ok=True)
+    for f in ("service.json", "connector.json", "instance.json"):
+        shutil.copy(os.path.join(FIX, "healthy", f), dirname)
+    with open(os.path.join(dirname, "instance.json")) as f:
+        vm = json.load(f)
+    vm["networkInterfaces"][0]["networkIP"] = "127.0.0.1"
+    with open(os.path.join(dirname, "instance.json"), "w") as f:
+        json.dump(vm, f)
+    write_rules(dirname, rules_from, port)
+
+
+def write_rules(dirname, rules_from, port):
+    with open(os.path.join(FIX, rules_from, "firewall-rules.json")) as f:
+        rules = json.load(f)
+    for r in rules:
+        if r["name"] == "allow-run-conn-pg":
+            r["allowed"][0]["ports"] = [str(port)]
+    # Written aside and renamed, as an export job should: never half a file.
+    tmp = os.path.join(dirname, ".firewall-rules.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(rules, f)
+    os.rename(tmp, os.path.join(dirname, "firewall-rules.json"))
+
+
+class Agent:
+    def __init__(self, work, cfg):
+        self.path = os.path.join(work, "agent.json")
+        self.write(cfg)
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(os.path.join(work, "agent.notify"))
+        self.ready = threading.Event()
+        threading.Thread(target=self.drain, daemon=True).start()
+        self.log_path = os.path.join(work, "agent.log")
+        self.log = open(self.log_path, "wb")
+        env = dict(os.environ, NOTIFY_SOCKET=self.notify.getsockname())
+        self.proc = subprocess.Popen([VPCPROBE, "run", "-c", self.path], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=self.log)
+
+    def write(self, cfg):
+        with open(self.path + ".tmp", "w") as f:
+            json.dump(cfg, f)
+        os.rename(self.path + ".tmp", self.path)
+
+    def drain(self):
+        while True:
+            try:
+                m = self.notify.recv(4096)
+            except OSError:
+                return
+            if b"READY=1" in m:
+                self.ready.set()
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self):
+        rc = None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        else:
+            rc = self.proc.returncode
+        self.notify.close()
+        self.log.close()
+        return rc
+
+
+def sighup_until(agent, port, name, pred, what):
+    agent.proc.send_signal(signal.SIGHUP)
+    fw = wait_for(lambda: (lambda f: f if f and pred(f) else None)(firewall_of(port, name)))
+    check(fw, what + ": %r" % (firewall_of(port, name),))
+    return fw or {}
+
+
+def run(work):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    tport = listener.getsockname()[1]
+    sport = free_port()
+    xdir = os.path.join(work, "exports")
+    exports(xdir, "firewall_denies", tport)
+    cfg = {"agent": {"name": "fw-test", "status_listen": "127.0.0.1:%d" % sport,
+                     "gcloud_exports": xdir},
+           "defaults": {"interval_s": 60, "timeout_ms": 2000},
+           "targets": [{"name": "orders-db", "url": "tcp://127.0.0.1:%d" % tport,
+                        "connector_range": RANGE},
+                       {"name": "plain", "url": "tcp://127.0.0.1:%d" % tport}]}
+    agent = Agent(work, cfg)
+    try:
+        if not check(agent.ready.wait(20), "the agent starts (READY=1)"):
+            return
+        fix = ("gcloud compute firewall-rules create allow-run-conn-tcp-%d --network default "
+               "--direction INGRESS --action allow --rules tcp:%d --source-ranges %s "
+               "--target-tags db" % (tport, tport, RANGE))
+        fw = firewall_of(sport, "orders-db") or {}
+        check(fw.get("answer") == "denied", "api: the firewall denies: %r" % fw)
+        check(fw.get("text", "").startswith("firewall (exports of 20")
+              and "implied deny-ingress rule (priority 65535)" in fw.get("text", "")
+              and "instance 'orders-db'" in fw.get("text", ""),
+              "api: the line names the export's time, the instance and the implied deny: %r"
+              % fw.get("text"))
+        check((fw.get("fix") or "").startswith(fix), "api: the fix is the allow rule: %r" % fw.get("fix"))
+        check(fw.get("exports") == xdir and (fw.get("exports_time") or "").endswith("Z"),
+              "api: the exports' directory and time: %r" % fw)
+        check((firewall_of(sport, "plain") or {}).get("answer", "x") is None,
+              "api: a target without connector_range has no firewall line (null)")
+        page = page_text(sport, "/")
+        check("implied deny-ingress rule (priority 65535)" in page and fix in page,
+              "'/': the row shows the deny and the fix")
+        one = page_text(sport, "/target/orders-db")
+        check("firewall (exports of " in one and fix in one, "/target/orders-db shows the line")
+
+        # A broken export: unknown, naming the file and the JSON path.
+        rules = os.path.join(xdir, "firewall-rules.json")
+        with open(rules) as f:
+            text = f.read()
+        with open(rules + ".tmp", "w") as f:
+            f.write(text.replace('"priority": 1000', '"priority": "high"', 1))
+        os.rename(rules + ".tmp", rules)
+        fw = sighup_until(agent, sport, "orders-db", lambda f: f["answer"] == "unknown",
+                          "a broken firewall-rules.json after SIGHUP: unknown")
+        check(rules in fw.get("text", "") and "priority" in fw.get("text", ""),
+              "the line names the file and the JSON path: %r" % fw.get("text"))
+        check(agent.proc.poll() is None and request(sport, "/healthz")[0] == 200,
+              "the agent keeps running and answers /healthz")
+        check("firewall (exports of" not in page_text(sport, "/") and rules in page_text(sport, "/"),
+              "'/': the row says unknown and why")
+        logged = [line for line in agent.log_text().splitlines() if rules in line]
+        check(len(logged) == 1, "the broken file is logged once for the load: %r" % logged)
+
+        # Fixed: the allow rule.
+        write_rules(xdir, "healthy", tport)
+        fw = sighup_until(agent, sport, "orders-db", lambda f: f["answer"] == "allowed",
+                          "the fixed file after SIGHUP: allowed")
+        check("rule 'allow-run-conn-pg' (priority 1000, allow tcp:%d" % tport in fw.get("text", "")
+              and fw.get("fix") is None, "the line names the allow rule, no fix: %r" % fw)
+        check("rule 'allow-run-conn-pg'" in page_text(sport, "/"), "'/': the row shows the allow rule")
+
+        # The directory is gone: unknown, naming it; the agent still runs.
+        cfg["agent"]["gcloud_exports"] = xdir + "-missing"
+        agent.write(cfg)
+        fw = sighup_until(agent, sport, "orders-db", lambda f: f["answer"] == "unknown",
+                          "a missing directory: unknown")
+        check(xdir + "-missing" in fw.get("text", "") and "No such file" in fw.get("text", ""),
+              "the line names the directory and the error: %r" % fw.get("text"))
+        check(agent.proc.poll() is None, "the agent keeps running")
+    finally:
+        rc = agent.stop()
+        listener.close()
+    check(rc == 0, "the agent stops cleanly on SIGTERM (exit %r)" % rc)
+    bad = [line for line in agent.log_text().splitlines()
+           if "Sanitizer" in line or "runtime error:" in line]
+    check(not bad, "no sanitizer report from the agent: %r" % bad[:3])
+
+
+def main():
+    if not os.access(VPCPROBE, os.X_OK):
+        print("Bail out! VPCPROBE=%s is not an executable" % VPCPROBE)
+        return 1
+    work = tempfile.mkdtemp(prefix="vpfw.")
+    try:
+        run(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print("1..%d" % len(results))
+    return 0 if results and all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

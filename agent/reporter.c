@@ -83,6 +83,7 @@ struct vp_reporter {
 	uint64_t start_ns;                 /* realtime of the start */
 	uint64_t metrics_failed;           /* exports that failed, in all */
 	unsigned metrics_failures;         /* in a row */
+	bool metrics_owed;                 /* a stop came during an export: the final one follows it */
 
 	bool backoff, waiting_meta, append_failed;
 	uint64_t lost;                     /* results the spool could not keep, this outage */
@@ -610,6 +611,10 @@ static void on_metrics_sent(struct vp_http_xfer *x, CURLcode rc)
 			            "exports", r->metrics_url, code, r->metrics_failures);
 		r->metrics_failures = 0;
 	}
+	if (r->metrics_owed) {
+		r->metrics_owed = false;
+		send_metrics(r); /* the stop's, within its VP_REPORT_STOP_MS */
+	}
 	maybe_finish(r);
 }
 
@@ -940,7 +945,10 @@ void vp_reporter_close(struct vp_reporter *r, bool flush)
 			(void)vp_spool_flush(r->spool); /* an error is logged by the close's own round */
 			kick(r);
 		}
-		/* The final counts, as an OpenTelemetry SDK's shutdown sends them. */
+		/* The final counts, as an OpenTelemetry SDK's shutdown sends them.
+		 * An export in flight was built before the last results: the
+		 * final one goes when it ends. */
+		r->metrics_owed = r->mpost.sending;
 		send_metrics(r);
 		if (r->post.sending || r->mpost.sending)
 			return;

@@ -12,7 +12,8 @@ that never answers (memory stays bounded); kill -9 while the collector is
 down; a torn tail and a corrupt frame in the spool; a full spool; SIGHUP with
 the same and with another collector; an unwritable state_dir; Compute Engine
 metadata from a server of this test's own (agent.metadata_url); OTLP metrics
-(their values against the targets and the logged results, a failed export);
+(their values against the targets and the logged results, a failed export,
+a stop during an export);
 an https collector with the test's CA, and with the wrong CA until a SIGHUP
 fixes ca_file.
 
@@ -844,6 +845,65 @@ def scenario_otlp_metrics(meta):
         env.close()
 
 
+def scenario_metrics_stop(meta):
+    """A stop while a metrics export is in flight: that export was built
+    before the last results, so the final counts go in one more export
+    after it answers (within the stop's 2 s). The collector holds one
+    export unanswered until the agent has logged a result after it and
+    then the stop; before, the held export was the last one and missed
+    that result (and the metrics scenario's 'last export at the stop'
+    failed whenever its SIGTERM fell inside an export)."""
+    env = Env(meta, "mstop")
+    col = collector.Collector("otlp").start()
+    arrived, release = threading.Event(), threading.Event()
+    hold = {"on": False}
+    plain_answer = col.next_metrics_answer
+
+    def held_answer():
+        if hold["on"]:
+            hold["on"] = False
+            arrived.set()
+            release.wait(20)
+        return plain_answer()
+
+    col.next_metrics_answer = held_answer
+    agent = Agent(env.work, env.config(col.url, "otlp"), verbose=True,
+                  env_extra={"OTEL_METRIC_EXPORT_INTERVAL": "1000"})
+    try:
+        check(col.wait_metrics(lambda ms: len(ms) >= 1), "metrics stop: exports arrive")
+        hold["on"] = True
+        check(arrived.wait(10), "metrics stop: the collector holds an export unanswered")
+        held_at = len(col.metrics)
+        n_up = agent.count("target 'up' ")
+        check(agent.wait_log("target 'up' ", count=n_up + 1),
+              "metrics stop: a result comes after the held export was built")
+        agent.signal(signal.SIGTERM)
+        check(agent.wait_log("stopping on"), "metrics stop: the agent is stopping")
+        release.set()
+        try:
+            rc = agent.proc.wait(timeout=6)
+        except subprocess.TimeoutExpired:
+            rc = None
+        agent.reader.join(timeout=5)
+        check(rc == 0, "metrics stop: exit 0 (got %r)" % rc)
+        ms = list(col.metrics)
+        check(len(ms) >= held_at + 2 and all(m["status"] == 200 for m in ms[held_at:]),
+              "metrics stop: after the held export (%d) one more, both taken: %d exports"
+              % (held_at + 1, len(ms)))
+        logged = {t: agent.count("target '%s' " % t) for t in ("up", "down")}
+        got = {t: sum(v for a, v in points(ms[-1], "vpcprobe_probes_total") if a["target"] == t)
+               for t in ("up", "down")} if ms else None
+        check(got == logged, "metrics stop: the last export counts every result logged: %r, %r"
+              % (got, logged))
+        check("did not go within" not in agent.text(), "metrics stop: nothing cut by the stop's bound")
+        metrics_errors(col)
+    finally:
+        release.set()
+        agent.close()
+        col.stop()
+        env.close()
+
+
 # ---- https ----
 
 def make_certs(work):
@@ -930,7 +990,7 @@ def scenario_https(meta):
 SCENARIOS = [scenario_json, scenario_otlp, scenario_down_then_up, scenario_retries,
              scenario_otlp_answers, scenario_never_answers, scenario_kill9,
              scenario_damaged_spool, scenario_full, scenario_reload, scenario_bad_state_dir,
-             scenario_otlp_metrics, scenario_https]
+             scenario_otlp_metrics, scenario_metrics_stop, scenario_https]
 
 
 def main():

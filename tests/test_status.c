@@ -5,11 +5,16 @@
  * next-step commands, and the page, the JSON and /metrics built from a
  * scheduler whose results hold hostile text. Each table row is one case; a
  * bug fix adds a row. */
+#include <arpa/inet.h>
 #include <check.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "agent/status_int.h"
 
@@ -1050,12 +1055,208 @@ START_TEST(test_where)
 }
 END_TEST
 
+/* ---- the server: '/' and the JSON built once per VP_STATUS_CACHE_MS ---- */
+
+#define ANSWER_MAX (4 * 1024 * 1024)
+
+/* One request sent by a thread with a blocking socket while the loop
+ * serves it on the test's thread; the thread wakes the loop when it has
+ * read the whole answer (the server closes: "Connection: close"). */
+struct exchange {
+	uint16_t port;
+	char request[256];
+	char *answer;                     /* owned: headers and body, NUL-ended */
+	size_t len;
+	uv_async_t done;
+	bool finished;
+};
+
+static void *client_thread(void *arg)
+{
+	struct exchange *x = arg;
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(x->port),
+	                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ssize_t n = 1;
+
+	x->answer = calloc(1, ANSWER_MAX + 1);
+	if (fd >= 0 && x->answer != NULL && connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    write(fd, x->request, strlen(x->request)) == (ssize_t)strlen(x->request)) {
+		while (x->len < ANSWER_MAX && (n = read(fd, x->answer + x->len, ANSWER_MAX - x->len)) > 0)
+			x->len += (size_t)n;
+	}
+	if (fd >= 0)
+		(void)close(fd); /* read to the end */
+	(void)uv_async_send(&x->done); /* cannot fail on an initialised handle */
+	return NULL;
+}
+
+static void on_exchanged(uv_async_t *a)
+{
+	((struct exchange *)a->data)->finished = true;
+}
+
+/* Sends "METHOD PATH" to the server on 'port' with 'auth' (NULL: none) and
+ * serves it; returns the whole answer (the caller frees it). */
+static char *exchange(uv_loop_t *loop, uint16_t port, const char *method, const char *path,
+                      const char *auth)
+{
+	struct exchange x = { .port = port };
+	pthread_t th;
+	int n;
+
+	n = snprintf(x.request, sizeof(x.request), "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+	             "Connection: close\r\n%s%s%s\r\n", method, path, auth ? "Authorization: " : "",
+	             auth ? auth : "", auth ? "\r\n" : "");
+	ck_assert(n > 0 && (size_t)n < sizeof(x.request));
+	ck_assert_int_eq(uv_async_init(loop, &x.done, on_exchanged), 0);
+	x.done.data = &x;
+	ck_assert_int_eq(pthread_create(&th, NULL, client_thread, &x), 0);
+	while (!x.finished)
+		(void)uv_run(loop, UV_RUN_ONCE); /* the async handle keeps it alive */
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	uv_close((uv_handle_t *)&x.done, NULL);
+	(void)uv_run(loop, UV_RUN_NOWAIT); /* lets the close finish */
+	ck_assert_msg(x.len > 0 && x.len < ANSWER_MAX, "%s %s: %zu bytes of answer", method, path,
+	              x.len);
+	return x.answer;
+}
+
+static const char *body_of(const char *answer)
+{
+	return after(answer, "\r\n\r\n") + 4;
+}
+
+/* A port free a moment ago on 127.0.0.1 (the config takes no port 0). */
+static uint16_t free_port(void)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	(void)close(fd); /* only asked for its number */
+	return ntohs(sin.sin_port);
+}
+
+/* Starts a status server on the fixture's scheduler; with a token file
+ * holding "sesame" when 'token' is set. Retries when the port was taken
+ * between free_port() and the bind. */
+static struct vp_status *serve(struct fixture *f, bool token, uint16_t *port)
+{
+	char token_path[] = "/tmp/vp-test-status-token-XXXXXX";
+	struct vp_status_source src = { .scheduler = fixture_sched, .instance = fixture_instance,
+	                                .arg = f };
+	struct vp_status *srv = NULL;
+	char err[512], listen[64];
+	int r = -EADDRINUSE;
+
+	if (token) {
+		int fd = mkstemp(token_path);
+
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(write(fd, "sesame\n", 7), 7);
+		(void)close(fd); /* written */
+		f->cfg->status_token_file = strdup(token_path);
+		ck_assert_ptr_nonnull(f->cfg->status_token_file);
+	}
+	for (int tries = 0; tries < 20 && r == -EADDRINUSE; tries++) {
+		*port = free_port();
+		snprintf(listen, sizeof(listen), "127.0.0.1:%u", (unsigned)*port);
+		free(f->cfg->status_listen);
+		f->cfg->status_listen = strdup(listen);
+		ck_assert_ptr_nonnull(f->cfg->status_listen);
+		r = vp_status_start(&f->loop, f->cfg, &src, &srv, err, sizeof(err));
+	}
+	if (token)
+		(void)unlink(token_path); /* read at start */
+	ck_assert_msg(r == 0, "%s", err);
+	return srv;
+}
+
+static void unserve(struct fixture *f, struct vp_status *srv)
+{
+	vp_status_stop(srv);
+	while (srv->closing > 0)
+		(void)uv_run(&f->loop, UV_RUN_ONCE);
+	vp_status_free(srv);
+}
+
+struct cache_case {
+	const char *path;
+	enum vp_route route;
+	const char *pending;              /* in the body while "not-yet" is pending */
+};
+
+static const struct cache_case cache_cases[] = {
+	{ "/", VP_ROUTE_PAGE, "not probed yet" },
+	{ "/api/v1/status", VP_ROUTE_STATUS, "\"state\":\"pending\"" },
+};
+
+START_TEST(test_cache)
+{
+	const struct cache_case *c = &cache_cases[_i];
+	const char *auth = "Bearer sesame";
+	struct vp_status *srv;
+	struct fixture f;
+	char *a1, *a2, *a3, *head, *denied;
+	char length[64];
+	uint16_t port;
+
+	fixture_up(&f);
+	srv = serve(&f, true, &port);
+	a1 = exchange(&f.loop, port, "GET", c->path, auth);
+	after(a1, "HTTP/1.1 200 ");
+	after(body_of(a1), c->pending);
+	/* The target's first run ends within the window: the answer is the one
+	 * built before it, byte for byte, headers included. */
+	set_run(&f, 2, VP_VERDICT_OK, "TCP handshake done", "", 0);
+	a2 = exchange(&f.loop, port, "GET", c->path, auth);
+	ck_assert_msg(strcmp(body_of(a2), body_of(a1)) == 0,
+	              "%s: the second answer within the window was built again", c->path);
+	after(a2, "Cache-Control: no-store\r\n");
+	after(a2, "Content-Security-Policy: default-src 'none'");
+	/* HEAD gets that answer's headers and no body. */
+	head = exchange(&f.loop, port, "HEAD", c->path, auth);
+	after(head, "HTTP/1.1 200 ");
+	snprintf(length, sizeof(length), "Content-Length: %zu\r\n", strlen(body_of(a1)));
+	after(head, length);
+	ck_assert_str_eq(body_of(head), "");
+	/* The token is asked for before the kept answer is looked at. */
+	denied = exchange(&f.loop, port, "GET", c->path, NULL);
+	after(denied, "HTTP/1.1 401 ");
+	ck_assert_ptr_null(strstr(denied, c->pending));
+	free(denied);
+	denied = exchange(&f.loop, port, "GET", c->path, "Bearer sesamf");
+	after(denied, "HTTP/1.1 401 ");
+	/* Once the window has passed (aged here rather than waited for), the
+	 * next request gets the new state. */
+	ck_assert_ptr_nonnull(srv->cache[c->route].resp);
+	srv->cache[c->route].at_ms -= VP_STATUS_CACHE_MS;
+	a3 = exchange(&f.loop, port, "GET", c->path, auth);
+	after(a3, "HTTP/1.1 200 ");
+	ck_assert_ptr_null(strstr(body_of(a3), c->pending));
+	ck_assert_msg(strcmp(body_of(a3), body_of(a1)) != 0,
+	              "%s: the answer after the window is the old one", c->path);
+	free(a1);
+	free(a2);
+	free(a3);
+	free(head);
+	free(denied);
+	unserve(&f, srv);
+	fixture_down(&f);
+}
+END_TEST
+
 static Suite *status_suite(void)
 {
 	Suite *s = suite_create("status");
 	TCase *text = tcase_create("text");
 	TCase *http = tcase_create("http");
 	TCase *render = tcase_create("render");
+	TCase *serving = tcase_create("serving");
 
 	tcase_add_loop_test(text, test_html_escape, 0, N_ELEMS(html_cases));
 	tcase_add_loop_test(text, test_url_encode, 0, N_ELEMS(url_cases));
@@ -1080,6 +1281,8 @@ static Suite *status_suite(void)
 	suite_add_tcase(s, text);
 	suite_add_tcase(s, http);
 	suite_add_tcase(s, render);
+	tcase_add_loop_test(serving, test_cache, 0, N_ELEMS(cache_cases));
+	suite_add_tcase(s, serving);
 	return s;
 }
 

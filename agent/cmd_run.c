@@ -65,6 +65,8 @@ struct daemon {
 	uv_signal_t sig_hup, sig_term, sig_int;
 	uv_timer_t watchdog;              /* active only under WatchdogSec= */
 	uv_timer_t grace;                 /* bounds the stop */
+	uv_timer_t status_timer;          /* STATUS= at most once a second */
+	bool status_dirty;                /* a result came since the last STATUS= */
 	bool stopping;
 	bool ready_sent;
 	bool status_sent;                 /* the last STATUS= counts, sent */
@@ -107,7 +109,20 @@ static void on_result(struct vp_sched_target *st, void *arg)
 	vp_status_observe(d->status, st);
 	vp_reporter_add_run(d->reporter, st);
 	if (st->sched == d->sched)
-		notify_status(d);
+		d->status_dirty = true; /* counted by the status timer, not per result */
+}
+
+/* STATUS= from a timer: counting every target after every result cost 2.6%
+ * of the agent's CPU with 1,000 targets (bench/daemon), and sd_notify()
+ * blocks while nothing drains NOTIFY_SOCKET, so it is asked rarely. */
+static void on_status_timer(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+
+	if (!d->status_dirty)
+		return;
+	d->status_dirty = false;
+	notify_status(d);
 }
 
 /* Beacon arrivals (issue 3) are results of kind beacon that come from the
@@ -293,6 +308,7 @@ static void on_sched_closed(struct vp_scheduler *s, void *arg)
 	close_handle((uv_handle_t *)&d->sig_int);
 	close_handle((uv_handle_t *)&d->watchdog);
 	close_handle((uv_handle_t *)&d->grace);
+	close_handle((uv_handle_t *)&d->status_timer);
 	vp_status_stop(d->status);
 }
 
@@ -370,6 +386,9 @@ static int start_signals(struct daemon *d)
 	}
 	uv_timer_init(&d->loop, &d->watchdog);
 	uv_timer_init(&d->loop, &d->grace);
+	uv_timer_init(&d->loop, &d->status_timer);
+	d->status_timer.data = d;
+	uv_timer_start(&d->status_timer, on_status_timer, VP_STATUS_NOTIFY_MS, VP_STATUS_NOTIFY_MS);
 	/* Ping at half the interval systemd expects. */
 	if (sd_watchdog_enabled(0, &usec) > 0 && usec >= 2000)
 		uv_timer_start(&d->watchdog, on_watchdog, 0, usec / 2000);

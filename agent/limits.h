@@ -44,6 +44,7 @@
 #define VP_HISTORY_SECONDS      3600
 #define VP_HISTORY_MAX          3601    /* entries per target, at a 1 s interval */
 #define VP_STOP_GRACE_MS        4000    /* SIGTERM: exit within 5 s */
+#define VP_STATUS_NOTIFY_MS     1000    /* systemd STATUS= at most this often */
 
 /* Protocol probes (probes/postgres.c, probes/redis.c, issue 4). */
 #define VP_PASSWORD_MAX         1024    /* a password_file's content, bytes (Memorystore's AUTH string is 36) */

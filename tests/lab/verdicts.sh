@@ -192,9 +192,10 @@ assert_url "$u (nothing listens) -> refused/rst_to_syn, ECONNREFUSED" "$u" \
     '.verdict == "refused" and .reason == "rst_to_syn" and .errno == "ECONNREFUSED"'
 # "Never before the deadline": the timeout is decided at >= the deadline.
 u=$(url "$server" 9002)
-assert_url "$u (nft drop) -> timeout/syn_no_answer, no connect time, total >= $TIMEOUT_MS ms" "$u" \
+assert_url "$u (nft drop) -> timeout/syn_no_answer, no connect time, total >= $TIMEOUT_MS ms, the detail names $TIMEOUT_MS ms" "$u" \
     ".verdict == \"timeout\" and .reason == \"syn_no_answer\" and .timings_ms.connect == null
-     and (.timings_ms.total | type) == \"number\" and .timings_ms.total >= $TIMEOUT_MS"
+     and (.timings_ms.total | type) == \"number\" and .timings_ms.total >= $TIMEOUT_MS
+     and (.detail | contains(\"within $TIMEOUT_MS ms\"))"
 u=$(url "$server" 9003)
 assert_url "$u (reject with tcp reset) -> refused/rst_to_syn" "$u" \
     '.verdict == "refused" and .reason == "rst_to_syn"'

@@ -38,6 +38,11 @@ static const char usage[] =
 	"\n"
 	"Exit status: 0 success, 1 a probe was not ok, 2 bad usage or bad config.\n";
 
+static const char version_usage[] =
+	"Usage: vpcprobe version\n"
+	"\n"
+	"Prints 'vpcprobe VERSION' on stdout and exits 0 (also: vpcprobe --version).\n";
+
 /* Probes in flight each hold a descriptor; take all the system allows. */
 static void raise_nofile(void)
 {
@@ -68,6 +73,15 @@ int main(int argc, char **argv)
 		return VP_EXIT_OK;
 	}
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+		if (argc > 2 && (!strcmp(argv[2], "-h") || !strcmp(argv[2], "--help"))) {
+			fputs(version_usage, stdout);
+			return VP_EXIT_OK;
+		}
+		if (argc > 2) {
+			fprintf(stderr, "vpcprobe version: unexpected argument '%s'\n%s", argv[2],
+			        version_usage);
+			return VP_EXIT_USAGE;
+		}
 		printf("vpcprobe %s\n", VP_VERSION);
 		return VP_EXIT_OK;
 	}

@@ -279,9 +279,21 @@ if command -v script >/dev/null 2>&1 && script -qec true /dev/null </dev/null >/
     RC=$?
     assert "on a TTY with NO_COLOR=1 the table has no ESC byte" \
         eval 'no_esc "$T/out" && grep -qE "TARGET.*VERDICT|VERDICT.*TARGET" "$T/out"'
+    LAST_CMD="env -u NO_COLOR TERM=xterm script -qec '$cmd' /dev/null"
+    env -u NO_COLOR TERM=xterm timeout 30 script -qec "$cmd" /dev/null </dev/null >"$T/out" 2>"$T/err"
+    RC=$?
+    assert "on a TTY without NO_COLOR the verdicts are coloured (an ESC [ sequence)" \
+        eval '! no_esc "$T/out" && grep -q $'"'"'\e\['"'"' "$T/out"'
 else
     skip "on a TTY with NO_COLOR=1 the table has no ESC byte" "util-linux script is not available"
+    skip "on a TTY without NO_COLOR the verdicts are coloured" "util-linux script is not available"
 fi
+run version --help
+assert "version --help exits 0 and prints a usage" \
+    eval '[[ $RC -eq 0 ]] && grep -q "Usage: vpcprobe version" "$T/out"'
+run version extra
+assert "version with an argument exits 2 naming it" \
+    eval '[[ $RC -eq 2 ]] && grep -q "unexpected argument .extra." "$T/err"'
 
 echo "1..$n"
 if [[ $failed -gt 0 ]]; then

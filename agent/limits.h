@@ -92,6 +92,11 @@
 #define VP_DNS_TRIES            3       /* rounds over the servers */
 #define VP_DNS_SERVER_MAX       64      /* one "[v6]:PORT" server string, bytes */
 #define VP_DNS_NOMEM_QUEUE      64      /* callbacks owed after a failed allocation */
+/* A name's lookup gets at most this share of the target's timeout_ms; the
+ * connect and what follows get the rest, and at least the other half. A slow
+ * or dead resolver must not eat the whole budget and turn every probe behind
+ * it into a timeout that blames the firewall (agent/runner.c, issue 4). */
+#define VP_DNS_BUDGET_PCT       50
 
 /* Collector delivery (agent/spool.c, agent/reporter.c, agent/metadata.c,
  * issue 5). The spool is bounded by collector.spool_max_mb; a segment is an

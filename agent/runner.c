@@ -1,5 +1,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -274,6 +275,15 @@ static void fail_run(struct vp_target_run *tr, enum vp_verdict v, enum vp_reason
 	tr->done(tr);
 }
 
+/* The lookup's share of a run's timeout_ms (VP_DNS_BUDGET_PCT), at least
+ * 1 ms. */
+static uint32_t dns_budget_ms(uint32_t timeout_ms)
+{
+	uint64_t ms = (uint64_t)timeout_ms * VP_DNS_BUDGET_PCT / 100;
+
+	return ms > 0 ? (uint32_t)ms : 1;
+}
+
 static void on_dns(const struct vp_dns_answer *ans, void *arg)
 {
 	struct vp_target_run *tr = arg;
@@ -283,7 +293,15 @@ static void on_dns(const struct vp_dns_answer *ans, void *arg)
 		return;
 	}
 	if (ans->status < 0) {
-		fail_run(tr, VP_VERDICT_DNS_ERROR, ans->reason, ans->detail, ans->ms);
+		char detail[VP_DETAIL_MAX];
+		int n = snprintf(detail, sizeof(detail), "%s", ans->detail);
+
+		/* Say that the deadline was DNS's share, not the whole timeout. */
+		if (ans->reason == VP_REASON_DNS_TIMEOUT && n >= 0 && (size_t)n < sizeof(detail))
+			snprintf(detail + n, sizeof(detail) - (size_t)n,
+			         " (the DNS budget: %d%% of timeout_ms %" PRIu32 " ms)", VP_DNS_BUDGET_PCT,
+			         tr->timeout_ms);
+		fail_run(tr, VP_VERDICT_DNS_ERROR, ans->reason, detail, ans->ms);
 		return;
 	}
 	if (alloc_run(tr, ans->n_addrs) < 0) {
@@ -330,7 +348,7 @@ void vp_runner_start(struct vp_runner *r, struct vp_target_run *tr)
 		fail_run(tr, VP_VERDICT_DNS_ERROR, VP_REASON_DNS_OTHER, r->dns_err, -1.0);
 		return;
 	}
-	vp_dns_resolve(r->dns, u->host, tr->timeout_ms, on_dns, tr);
+	vp_dns_resolve(r->dns, u->host, dns_budget_ms(tr->timeout_ms), on_dns, tr);
 }
 
 static void part_closed(struct vp_runner *r)

@@ -26,8 +26,13 @@ command -v jq >/dev/null 2>&1 && HAVE_JQ=1
 
 T=
 LISTENER_PID=
+DNSMASQ_PID=
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
+    if [[ -n $DNSMASQ_PID ]]; then
+        kill "$DNSMASQ_PID" 2>/dev/null
+        wait "$DNSMASQ_PID" 2>/dev/null
+    fi
     if [[ -n $LISTENER_PID ]]; then
         kill "$LISTENER_PID" 2>/dev/null
         wait "$LISTENER_PID" 2>/dev/null
@@ -263,6 +268,79 @@ assert "... and stderr names the URL" err_has tcp://127.0.0.1
 run check --timeout-ms 0 "$OPEN_URL"
 assert "check --timeout-ms 0 exits 2" rc_is 2
 assert "... with a message on stderr" test -s "$T/err"
+
+# --- check --dns-server ------------------------------------------------------------
+
+for bad in nope 127.0.0.1:70000 '[::1' 'dns.example.com:53' '127.0.0.1:'; do
+    run check --dns-server "$bad" tcp://cli.test:80
+    assert "check --dns-server '$bad' exits 2 naming the option and the value" \
+        eval 'rc_is 2 && err_has "--dns-server" && err_has "$bad"'
+done
+run check --dns-server 127.0.0.1 --dns-server 127.0.0.2 --dns-server 127.0.0.3 \
+    --dns-server 127.0.0.4 --dns-server 127.0.0.5 --dns-server 127.0.0.6 \
+    --dns-server 127.0.0.7 --dns-server 127.0.0.8 --dns-server 127.0.0.9 tcp://cli.test:80
+assert "check with 9 --dns-server exits 2 (at most 8)" \
+    eval 'rc_is 2 && err_has "at most 8"'
+
+# dnsmasq on 127.0.0.1 answers cli.test with 127.0.0.1 (A only). The
+# configuration names a DNS server that nothing listens on, so an ok
+# proves that --dns-server replaced agent.dns_servers for the run.
+# dns_ready PORT: a bounded readiness poll, one A query for cli.test.
+dns_ready() {
+    python3 - "$1" <<'PY'
+import socket, sys
+q = bytes([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3]) + b"cli" + bytes([4]) + b"test" + bytes([0, 0, 1, 0, 1])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.1)
+for _ in range(100):
+    try:
+        s.sendto(q, ("127.0.0.1", int(sys.argv[1])))
+        if s.recv(512)[:2] == q[:2]:
+            sys.exit(0)
+    except OSError:
+        pass
+sys.exit(1)
+PY
+}
+free_udp_port() {
+    python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+DNSMASQ=$(command -v dnsmasq || { [[ -x /usr/sbin/dnsmasq ]] && echo /usr/sbin/dnsmasq; })
+DNS_PORT=
+if [[ -n $DNSMASQ ]]; then
+    for _ in 1 2 3; do
+        DNS_PORT=$(free_udp_port)
+        [[ $DNS_PORT -eq 2024 ]] && continue
+        "$DNSMASQ" --no-daemon --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+            --port="$DNS_PORT" --listen-address=127.0.0.1 --bind-interfaces --local=/test/ \
+            --host-record=cli.test,127.0.0.1 >/dev/null 2>"$T/dnsmasq.err" &
+        DNSMASQ_PID=$!
+        dns_ready "$DNS_PORT" && break
+        kill "$DNSMASQ_PID" 2>/dev/null
+        wait "$DNSMASQ_PID" 2>/dev/null
+        DNSMASQ_PID=
+        DNS_PORT=
+    done
+fi
+if [[ -n $DNS_PORT ]]; then
+    DEAD_DNS_PORT=$(free_udp_port)
+    printf '{"agent": {"dns_servers": ["127.0.0.1:%s"]}, "targets": []}\n' "$DEAD_DNS_PORT" \
+        >"$T/dns.json"
+    run check -c "$T/dns.json" --json --dns-server "127.0.0.1:$DNS_PORT" "tcp://cli.test:$LISTEN_PORT"
+    assert "check --dns-server 127.0.0.1:PORT resolves cli.test through the dnsmasq: exit 0" rc_is 0
+    assert "... one record, ok, on address 127.0.0.1, with a dns timing" \
+        json_is '.verdict == "ok" and .address == "127.0.0.1" and .host == "cli.test"
+                 and (.timings_ms.dns | type == "number")' '"verdict": *"ok"'
+    run check -c "$T/dns.json" --json "tcp://cli.test:$LISTEN_PORT"
+    assert "... and without --dns-server the configuration's dead server gives dns_error: exit 1" \
+        eval 'rc_is 1 && json_is ".verdict == \"dns_error\"" "\"verdict\": *\"dns_error\""'
+    run check --json --dns-server "127.0.0.1:$DNS_PORT" "tcp://nope.test:$LISTEN_PORT"
+    assert "check --dns-server on a name the server does not know: dns_error nxdomain, exit 1" \
+        eval 'rc_is 1 && json_is ".verdict == \"dns_error\" and .reason == \"nxdomain\"" "nxdomain"'
+else
+    skip "check --dns-server against a dnsmasq on loopback" \
+        "dnsmasq is not installed or did not start: $(head -c 200 "$T/dnsmasq.err" 2>/dev/null)"
+fi
 
 # --- table output and colour ------------------------------------------------------
 

@@ -642,8 +642,9 @@ static const struct hint_row hint_rows[] = {
 	  "targets, then ask another server with `vpcprobe check --dns-server ADDR`." },
 	{ VP_REASON_DNS_TIMEOUT, false, "No DNS answer in time for ",
 	  ": the server in agent.dns_servers or /etc/resolv.conf is not reachable from here (a "
-	  "firewall dropping port 53, a wrong address). Inside the VPC network the metadata server "
-	  "169.254.169.254 answers DNS; from Cloud Run, names resolve in the VPC only with "
+	  "firewall dropping port 53, a wrong address) or answers slower than half of timeout_ms. "
+	  "Inside the VPC network the metadata server 169.254.169.254 answers DNS (try `vpcprobe "
+	  "check --dns-server 169.254.169.254`); from Cloud Run, names resolve in the VPC only with "
 	  "all-traffic egress." },
 	{ VP_REASON_NO_ADDRESS, false, "",
 	  " exists but has no A or AAAA record: its zone holds only other records for it (TXT, MX, "

@@ -105,6 +105,8 @@ static const struct hint_row hint_rows[] = {
 	{ VP_REASON_NXDOMAIN, "internal", "The resolver does not know 'internal'", NULL },
 	{ VP_REASON_SERVFAIL, "db.example.com", "forwarding or peering zone", NULL },
 	{ VP_REASON_DNS_TIMEOUT, "db.example.com", "firewall dropping port 53", NULL },
+	{ VP_REASON_DNS_TIMEOUT, "db.example.com", "slower than half of timeout_ms", NULL },
+	{ VP_REASON_DNS_TIMEOUT, "db.example.com", "check --dns-server 169.254.169.254", NULL },
 	{ VP_REASON_NO_ADDRESS, "db.example.com", "'db.example.com' exists but has no A or AAAA", NULL },
 	{ VP_REASON_DNS_REFUSED, "db.example.com", "refused to answer for 'db.example.com'", NULL },
 	{ VP_REASON_DNS_OTHER, "db.example.com", "agent.dns_servers", NULL },

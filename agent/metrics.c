@@ -30,6 +30,7 @@ struct vp_metrics {
 	struct series *slots;               /* owned, 'cap' of them */
 	size_t cap;                         /* a power of two */
 	size_t used;
+	struct vp_metrics_losses losses;    /* as last read from the delivery state */
 };
 
 static uint64_t name_hash(const char *s)
@@ -150,6 +151,12 @@ void vp_metrics_observe(struct vp_metrics *m, const struct vp_sched_target *st)
 		x->sum_s += s;
 		x->count++;
 	}
+}
+
+void vp_metrics_set_losses(struct vp_metrics *m, const struct vp_metrics_losses *l)
+{
+	if (m != NULL)
+		m->losses = *l;
 }
 
 int vp_prom_label(struct vp_buf *b, const char *s)
@@ -299,6 +306,27 @@ static void render_histogram(const struct vp_metrics *m, struct vp_scheduler *s,
 	}
 }
 
+/* What the collector never got, so that an alert can fire on it: until now
+ * only the log said so. */
+static void render_losses(const struct vp_metrics *m, struct vp_buf *b)
+{
+	const struct vp_metrics_losses *l = &m->losses;
+
+	head(b, "vpcprobe_reports_rejected_total", "counter", "Results the collector refused: "
+	     "reason=\"set_aside\" for batches answered with a status not to be retried (json: "
+	     "a 4xx but 408 and 429; otlp: a 4xx or 5xx but 429, 502, 503 and 504), set aside and "
+	     "not sent again; reason=\"partial\" for log records an OTLP partialSuccess rejected.");
+	vp_buf_printf(b, "vpcprobe_reports_rejected_total{reason=\"set_aside\"} %" PRIu64 "\n"
+	              "vpcprobe_reports_rejected_total{reason=\"partial\"} %" PRIu64 "\n",
+	              l->set_aside, l->partial);
+	head(b, "vpcprobe_spool_frames_skipped_total", "counter", "Spool damage skipped when the "
+	     "spool was read, its results lost: why=\"corrupt\" counts frames that failed their "
+	     "checksum, why=\"torn\" counts torn tails (a partial last frame) cut at start.");
+	vp_buf_printf(b, "vpcprobe_spool_frames_skipped_total{why=\"corrupt\"} %" PRIu64 "\n"
+	              "vpcprobe_spool_frames_skipped_total{why=\"torn\"} %" PRIu64 "\n",
+	              l->corrupt, l->torn);
+}
+
 int vp_metrics_render(const struct vp_metrics *m, struct vp_scheduler *s,
                       const struct vp_metrics_extra *x, struct vp_buf *b)
 {
@@ -313,6 +341,7 @@ int vp_metrics_render(const struct vp_metrics *m, struct vp_scheduler *s,
 	head(b, "vpcprobe_reports_dropped_total", "counter",
 	     "Results dropped unsent because the spool was full (oldest first).");
 	vp_buf_printf(b, "vpcprobe_reports_dropped_total %" PRIu64 "\n", x->reports_dropped_total);
+	render_losses(m, b);
 	head(b, "vpcprobe_build_info", "gauge", "The running vpcprobe's version; always 1.");
 	vp_buf_puts(b, "vpcprobe_build_info{version=\"");
 	vp_prom_label(b, VP_VERSION);

@@ -455,6 +455,14 @@ static void batch_done(struct vp_reporter *r)
 		kick(r);
 }
 
+/* Process-wide: a reload may replace the reporter, not reset the count. */
+static uint64_t partial_total;
+
+uint64_t vp_reporter_partial_total(void)
+{
+	return partial_total;
+}
+
 static void acknowledged(struct vp_reporter *r, long code)
 {
 	char msg[VP_REPORT_ANSWER_MAX + 1];
@@ -470,6 +478,7 @@ static void acknowledged(struct vp_reporter *r, long code)
 		               "%zu log records: %s", r->url, r->batch.id, rejected, r->batch.n,
 		               msg[0] ? msg : "(no message)");
 		r->stats->rejected += rejected;
+		partial_total += rejected;
 	}
 	if (r->failures)
 		vp_log_info("collector '%s': delivering again (HTTP %ld) after %u failed attempts",

@@ -82,6 +82,12 @@ int vp_reporter_new(uv_loop_t *loop, const struct vp_config *cfg,
  * file's content and the agent name): then a reload keeps 'r'. */
 bool vp_reporter_same(const struct vp_reporter *r, const struct vp_config *cfg);
 
+/* Of the records counted in vp_delivery_stats.rejected, how many OTLP
+ * partialSuccess answers rejected (the rest were set aside after a 4xx).
+ * The split is kept here, for the process's life, rather than in the spool's
+ * stats, so that /metrics can tell the two apart across reloads. */
+uint64_t vp_reporter_partial_total(void);
+
 /* Spools the results of one run of one target (st->last). */
 void vp_reporter_add_run(struct vp_reporter *r, const struct vp_sched_target *st);
 

@@ -29,6 +29,14 @@ struct vp_status_delivery {
 	bool ok;                          /* its last batch was acknowledged */
 	uint64_t spooled_bytes;
 	uint64_t dropped_total;
+	/* Results lost on the way, counted since start: refused by the
+	 * collector with a status that is not retried (agent/reporter.c) and
+	 * set aside, rejected by an OTLP partialSuccess; spool damage skipped:
+	 * frames that failed their checksum, torn tails cut at recovery. */
+	uint64_t set_aside_total;
+	uint64_t partial_total;
+	uint64_t corrupt_total;
+	uint64_t torn_total;
 	char last_error[VP_DETAIL_MAX];   /* "" when none */
 };
 

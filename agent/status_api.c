@@ -136,15 +136,37 @@ void vp_status_delivery_of(struct vp_status *s, struct vp_status_delivery *out)
 	memset(out, 0, sizeof(*out));
 	if (s->src.delivery != NULL)
 		s->src.delivery(s->src.arg, out);
+	vp_metrics_set_losses(s->metrics, &(struct vp_metrics_losses){
+		.set_aside = out->set_aside_total, .partial = out->partial_total,
+		.corrupt = out->corrupt_total, .torn = out->torn_total });
+}
+
+/* ", N what" into 'buf' when N > 0; the length written. */
+static size_t lost_text(char *buf, size_t len, uint64_t n, const char *what)
+{
+	int w;
+
+	if (n == 0)
+		return 0;
+	w = snprintf(buf, len, ", %llu %s", (unsigned long long)n, what);
+	return w < 0 ? 0 : (size_t)w < len ? (size_t)w : len - 1;
 }
 
 void vp_status_delivery_text(const struct vp_status *s, const struct vp_status_delivery *d,
                              char *buf, size_t len)
 {
-	char dropped[48] = "";
+	char dropped[48 + 4 * 48] = "";
+	size_t n;
 
 	if (d->dropped_total > 0)
 		snprintf(dropped, sizeof(dropped), ", %llu dropped", (unsigned long long)d->dropped_total);
+	n = strlen(dropped);
+	/* Results lost other ways: named only when there are some. */
+	n += lost_text(dropped + n, sizeof(dropped) - n, d->set_aside_total, "set aside");
+	n += lost_text(dropped + n, sizeof(dropped) - n, d->partial_total,
+	               "rejected by partialSuccess");
+	n += lost_text(dropped + n, sizeof(dropped) - n, d->corrupt_total, "corrupt spool frames skipped");
+	(void)lost_text(dropped + n, sizeof(dropped) - n, d->torn_total, "torn spool tails cut");
 	if (!s->collector)
 		snprintf(buf, len, "no collector");
 	else if (!d->known)
@@ -177,7 +199,7 @@ static json_t *head_json(struct vp_status *s, struct vp_scheduler *sched, int64_
 	const struct vp_config *cfg = vp_scheduler_config(sched);
 	size_t counts[VP_VERDICT_MAX + 1];
 	struct vp_status_delivery d;
-	char text[VP_DETAIL_MAX + 96];
+	char text[VP_DETAIL_MAX + 320];
 	json_t *c = json_object();
 
 	vp_status_counts(sched, counts);
@@ -187,7 +209,8 @@ static json_t *head_json(struct vp_status *s, struct vp_scheduler *sched, int64_
 		json_object_set_new(c, "pending", json_integer((json_int_t)counts[VP_VERDICT_MAX]));
 	vp_status_delivery_of(s, &d);
 	vp_status_delivery_text(s, &d, text, sizeof(text));
-	return json_pack("{s:{s:s,s:s,s:o,s:I,s:o,s:o},s:b,s:I,s:o,s:{s:s,s:b,s:I,s:I,s:s?}}",
+	return json_pack("{s:{s:s,s:s,s:o,s:I,s:o,s:o},s:b,s:I,s:o,"
+	                 "s:{s:s,s:b,s:I,s:I,s:{s:I,s:I},s:{s:I,s:I},s:s?}}",
 	                 "agent", "name", cfg->agent_name, "version", VP_VERSION,
 	                 "started", time_or_null(s->started_ms),
 	                 "uptime_s", (json_int_t)((now - s->started_ms) / 1000),
@@ -198,6 +221,10 @@ static json_t *head_json(struct vp_status *s, struct vp_scheduler *sched, int64_
 	                 "delivery", "text", text, "known", d.known,
 	                 "spooled_bytes", (json_int_t)d.spooled_bytes,
 	                 "dropped_total", (json_int_t)d.dropped_total,
+	                 "rejected", "set_aside", (json_int_t)d.set_aside_total,
+	                 "partial", (json_int_t)d.partial_total,
+	                 "spool_skipped", "corrupt", (json_int_t)d.corrupt_total,
+	                 "torn", (json_int_t)d.torn_total,
 	                 "last_error", d.last_error[0] ? d.last_error : NULL);
 }
 

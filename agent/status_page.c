@@ -116,7 +116,7 @@ static void header_html(struct vp_status *s, struct vp_scheduler *sched, struct 
 {
 	const struct vp_config *cfg = vp_scheduler_config(sched);
 	struct vp_status_delivery d;
-	char up[48], when[40], text[VP_DETAIL_MAX + 96], where[4 * (VP_METADATA_VALUE_MAX + 16)];
+	char up[48], when[40], text[VP_DETAIL_MAX + 320], where[4 * (VP_METADATA_VALUE_MAX + 16)];
 	struct timespec ts = { .tv_sec = now / 1000, .tv_nsec = (now % 1000) * 1000000 };
 	size_t failing;
 

@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -338,6 +339,30 @@ def frames(path):
 
 # ---- the scenarios ----
 
+def scraped(env, sample):
+    """The value of one sample on the agent's /metrics; None when it is not
+    there or the status server does not answer."""
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % env.status_port, timeout=5) as r:
+            body = r.read().decode()
+    except OSError:
+        return None
+    for line in body.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def delivery_state(env):
+    """The delivery object of the agent's /api/v1/status, or {}."""
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/api/v1/status" % env.status_port,
+                                    timeout=5) as r:
+            return json.load(r).get("delivery", {})
+    except (OSError, ValueError):
+        return {}
+
+
 def scenario_json(meta):
     """json: order, batch ids, auth, instance metadata, SIGTERM."""
     env = Env(meta, "json")
@@ -508,6 +533,17 @@ def scenario_otlp_answers(meta):
         cut = [l for _, l in agent.lines if "HTTP 400: {\"error\": \"xxx" in l]
         check(cut and cut[0].endswith("...; set aside, not sent again") and len(cut[0]) < 1024,
               "answers: the long answer is cut in the log")
+        # What the collector refused shows on /metrics, for an alert: the
+        # one record of the partialSuccess, the records of the batches the
+        # two 400s and the 500 set aside.
+        aside = sum(len(otlp_records(rs[i])) for i in (1, 2, 3))
+        want = {'vpcprobe_reports_rejected_total{reason="partial"}': 1.0,
+                'vpcprobe_reports_rejected_total{reason="set_aside"}': float(aside)}
+        check(wait_for(lambda: all(scraped(env, k) == v for k, v in want.items()), timeout=10),
+              "answers: /metrics counts %r: %r" % (want, {k: scraped(env, k) for k in want}))
+        rej = delivery_state(env).get("rejected")
+        check(rej == {"partial": 1, "set_aside": aside},
+              "answers: /api/v1/status delivery.rejected is %r" % rej)
         check(ids[5] == ids[4], "answers: a dropped connection is retried with the same batch")
         check(ids[6] == ids[5] and rs[6]["t"] - rs[5]["t"] >= 0.9,
               "answers: 503 with an HTTP-date Retry-After is retried after it (%.2f s)"
@@ -605,6 +641,14 @@ def scenario_damaged_spool(meta):
         agent = Agent(env.work, env.config(col.url, "otlp"), name="restarted")
         check(agent.wait_log("corrupt frame at offset %d" % off), "damage: the corrupt frame is found and logged")
         check(agent.wait_log("cut a torn tail of 15 bytes"), "damage: the torn tail is cut and logged")
+        want = {'vpcprobe_spool_frames_skipped_total{why="corrupt"}': 1.0,
+                'vpcprobe_spool_frames_skipped_total{why="torn"}': 1.0}
+        check(wait_for(lambda: all(scraped(env, k) == v for k, v in want.items()), timeout=10),
+              "damage: /metrics counts one corrupt frame and one torn tail: %r"
+              % {k: scraped(env, k) for k in want})
+        skipped = delivery_state(env).get("spool_skipped")
+        check(skipped == {"corrupt": 1, "torn": 1},
+              "damage: /api/v1/status delivery.spool_skipped is %r" % skipped)
         want = set(all_seqs) - {bad_seq}
         check(col.wait(lambda rs: want <= {x[0] for r in rs if r["status"] == 200
                                            for x in otlp_records(r)}, timeout=40),

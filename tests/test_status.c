@@ -515,13 +515,20 @@ static const struct delivery_case delivery_cases[] = {
 	  "collector: no batch acknowledged yet, 3 bytes spooled" },
 	{ true, { .known = true, .spooled_bytes = 9, .dropped_total = 2, .last_error = "HTTP 503" },
 	  "collector failing: HTTP 503; 9 bytes spooled, 2 dropped" },
+	/* Results lost otherwise are named, each only when there are some. */
+	{ true, { .known = true, .ok = true, .spooled_bytes = 1, .set_aside_total = 5, .torn_total = 1 },
+	  "collector ok, 1 bytes spooled, 5 set aside, 1 torn spool tails cut" },
+	{ true, { .known = true, .spooled_bytes = 0, .dropped_total = 2, .set_aside_total = 3,
+	          .partial_total = 4, .corrupt_total = 6, .torn_total = 7, .last_error = "HTTP 400" },
+	  "collector failing: HTTP 400; 0 bytes spooled, 2 dropped, 3 set aside, 4 rejected by "
+	  "partialSuccess, 6 corrupt spool frames skipped, 7 torn spool tails cut" },
 };
 
 START_TEST(test_delivery_text)
 {
 	const struct delivery_case *c = &delivery_cases[_i];
 	struct vp_status s = { .collector = c->collector };
-	char buf[VP_DETAIL_MAX + 96];
+	char buf[VP_DETAIL_MAX + 320];
 
 	vp_status_delivery_text(&s, &c->d, buf, sizeof(buf));
 	ck_assert_str_eq(buf, c->text);
@@ -832,8 +839,68 @@ START_TEST(test_metrics)
 	after(p, "vpcprobe_tls_cert_expiry_seconds{target=\"orders-db\",address=\"10.20.0.3\","
 	      "port=\"5432\"} -172800\n");
 	ck_assert_uint_eq(count(p, "vpcprobe_tls_cert_expiry_seconds{"), 2);
-	ck_assert_uint_eq(count(p, "# HELP "), 8);
-	ck_assert_uint_eq(count(p, "# TYPE "), 8);
+	/* No delivery state: the loss counters are there, at 0. */
+	after(p, "# TYPE vpcprobe_reports_rejected_total counter\n"
+	      "vpcprobe_reports_rejected_total{reason=\"set_aside\"} 0\n"
+	      "vpcprobe_reports_rejected_total{reason=\"partial\"} 0\n");
+	after(p, "# TYPE vpcprobe_spool_frames_skipped_total counter\n"
+	      "vpcprobe_spool_frames_skipped_total{why=\"corrupt\"} 0\n"
+	      "vpcprobe_spool_frames_skipped_total{why=\"torn\"} 0\n");
+	ck_assert_uint_eq(count(p, "# HELP "), 10);
+	ck_assert_uint_eq(count(p, "# TYPE "), 10);
+	fixture_down(&f);
+}
+END_TEST
+
+/* What a reporter that lost results reports. */
+static void lossy_delivery(void *arg, struct vp_status_delivery *out)
+{
+	(void)arg;
+	out->known = true;
+	out->ok = true;
+	out->set_aside_total = 3;
+	out->partial_total = 2;
+	out->corrupt_total = 4;
+	out->torn_total = 1;
+}
+
+/* Results the collector refused and spool frames skipped: counted on
+ * /metrics, in the JSON's delivery object and on the page's delivery line. */
+START_TEST(test_losses)
+{
+	struct vp_metrics_extra x = { 0 };
+	struct fixture f;
+	json_error_t jerr;
+	json_t *doc, *d;
+	const char *p;
+
+	fixture_up(&f);
+	f.s.collector = true;
+	f.s.src.delivery = lossy_delivery;
+	ck_assert_int_eq(vp_status_json(&f.s, &f.b), 0);
+	doc = json_loads(f.b.data, 0, &jerr);
+	ck_assert_msg(doc != NULL, "%s: %s", jerr.text, f.b.data);
+	d = json_object_get(doc, "delivery");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(d, "rejected"), "set_aside")), 3);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(d, "rejected"), "partial")), 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(d, "spool_skipped"), "corrupt")), 4);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(d, "spool_skipped"), "torn")), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(d, "text")), "collector ok, 0 bytes "
+	                 "spooled, 3 set aside, 2 rejected by partialSuccess, 4 corrupt spool "
+	                 "frames skipped, 1 torn spool tails cut");
+	json_decref(doc);
+	vp_buf_done(&f.b);
+	vp_buf_init(&f.b, VP_STATUS_BODY_MAX);
+	/* As /metrics does: read the delivery state, then render. */
+	vp_status_delivery_of(&f.s, &(struct vp_status_delivery){ 0 });
+	ck_assert_int_eq(vp_metrics_render(f.s.metrics, f.sched, &x, &f.b), 0);
+	p = f.b.data;
+	after(p, "# HELP vpcprobe_reports_rejected_total Results the collector refused");
+	after(p, "vpcprobe_reports_rejected_total{reason=\"set_aside\"} 3\n"
+	      "vpcprobe_reports_rejected_total{reason=\"partial\"} 2\n");
+	after(p, "# HELP vpcprobe_spool_frames_skipped_total Spool damage skipped");
+	after(p, "vpcprobe_spool_frames_skipped_total{why=\"corrupt\"} 4\n"
+	      "vpcprobe_spool_frames_skipped_total{why=\"torn\"} 1\n");
 	fixture_down(&f);
 }
 END_TEST
@@ -1275,6 +1342,7 @@ static Suite *status_suite(void)
 	tcase_add_test(render, test_target_page);
 	tcase_add_test(render, test_json);
 	tcase_add_test(render, test_metrics);
+	tcase_add_test(render, test_losses);
 	tcase_add_test(render, test_checks_html);
 	tcase_add_test(render, test_checks_json);
 	tcase_add_loop_test(render, test_where, 0, N_ELEMS(where_cases));

@@ -85,9 +85,10 @@
 #define VP_HINT_MAX             512
 #define VP_ERR_MAX              1024    /* one error message */
 
-/* DNS (probes/dns.c, issue 4). The lookup's own deadline (the target's
- * timeout) bounds it as a whole; these bound one try, so that a lost UDP
- * datagram is asked again within a 2 s budget instead of after c-ares' 5 s. */
+/* DNS (probes/dns.c, issue 4). The lookup's own deadline (half of the
+ * target's timeout_ms, VP_DNS_BUDGET_PCT) bounds it as a whole; these bound
+ * one try, so that a lost UDP datagram is asked again within a 2 s budget
+ * instead of after c-ares' 5 s. */
 #define VP_DNS_TRY_MS           700     /* first try; c-ares doubles it per round */
 #define VP_DNS_TRIES            3       /* rounds over the servers */
 #define VP_DNS_SERVER_MAX       64      /* one "[v6]:PORT" server string, bytes */

@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
 """vpcprobe run, end to end on loopback: sd_notify READY=1 on a
 NOTIFY_SOCKET this test owns, STATUS= counts, verdict changes logged once,
-SIGHUP with a good and with a bad config, SIGTERM exits 0.
+SIGHUP with a good and with a bad config, SIGTERM exits 0; WATCHDOG=1 from
+the agent's pid under WATCHDOG_USEC (and none when WATCHDOG_PID names
+another process, or without WATCHDOG_USEC); SIGINT exits 0 like SIGTERM;
+journald's "<N>" priority prefixes when JOURNAL_STREAM names stderr, and
+none without it.
 
 Waits are readiness checks with a bound (a notify message, a log line), never
 sleeps. Traffic goes only to 127.0.0.1."""
 
+import array
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -33,17 +39,47 @@ def free_port():
     return port
 
 
+# What systemd sets for a service; the test decides each of them.
+SYSTEMD_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM")
+
+
 class Daemon:
-    def __init__(self, config_path, work):
+    """One `vpcprobe run`. env: extra variables; watchdog_own_pid: start it
+    through `sh -c 'WATCHDOG_PID=$$ exec ...'`, so that WATCHDOG_PID is the
+    agent's own pid, as systemd sets it; journal: JOURNAL_STREAM set to the
+    device:inode of the agent's stderr, as systemd does when stderr is the
+    journal."""
+
+    def __init__(self, config_path, work, name="run", env=None, watchdog_own_pid=False,
+                 journal=False):
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.notify_path = os.path.join(work, "notify.sock")
+        self.notify_path = os.path.join(work, name + ".notify.sock")
         self.notify.bind(self.notify_path)
-        self.log_path = os.path.join(work, "stderr.log")
+        # The kernel then tells which pid sent each datagram.
+        self.notify.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.log_path = os.path.join(work, name + ".stderr.log")
         self.log = open(self.log_path, "wb")
-        env = dict(os.environ, NOTIFY_SOCKET=self.notify_path)
-        self.proc = subprocess.Popen([VPCPROBE, "run", "-c", config_path], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=self.log)
-        self.messages = []
+        base = {k: v for k, v in os.environ.items() if k not in SYSTEMD_ENV}
+        full = dict(base, NOTIFY_SOCKET=self.notify_path, **(env or {}))
+        if journal:
+            st = os.fstat(self.log.fileno())
+            full["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
+        argv = [VPCPROBE, "run", "-c", config_path]
+        if watchdog_own_pid:
+            argv = ["/bin/sh", "-c", 'WATCHDOG_PID=$$ exec "$0" "$@"'] + argv
+        self.proc = subprocess.Popen(argv, env=full, stdout=subprocess.DEVNULL, stderr=self.log)
+        self.messages = []      # datagrams not yet taken by wait_notify
+        self.received = []      # every datagram: (text, sender pid or None)
+
+    def _recv(self):
+        data, anc, _, _ = self.notify.recvmsg(4096, socket.CMSG_SPACE(3 * 4))
+        pid = None
+        for level, kind, payload in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                pid = array.array("i", payload[:12])[0]
+        text = data.decode()
+        self.received.append((text, pid))
+        return text
 
     def wait_notify(self, prefix, timeout=10.0):
         """The first notify datagram holding a line that starts with prefix."""
@@ -56,7 +92,7 @@ class Daemon:
                         return line
             self.notify.settimeout(max(0.01, deadline - time.monotonic()))
             try:
-                self.messages.append(self.notify.recv(4096).decode())
+                self.messages.append(self._recv())
             except socket.timeout:
                 break
         return None
@@ -76,6 +112,28 @@ class Daemon:
     def log_text(self):
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
+
+    def stop_with(self, sig):
+        """Sends sig; the exit status if the agent ends within 5 s, else None."""
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def lines_before(self, prefix, timeout=10.0):
+        """Every notify line received until one starting with prefix (which
+        is left out); None when that line does not come. A datagram socket
+        keeps the agent's order."""
+        if self.wait_notify(prefix, timeout) is None:
+            return None
+        lines = []
+        for text, _ in self.received:
+            for line in text.split("\n"):
+                if line.startswith(prefix):
+                    return lines
+                lines.append(line)
+        return lines
 
     def stop(self):
         if self.proc.poll() is None:
@@ -148,14 +206,75 @@ def main():
         check(rc == 0, "SIGTERM: exit status 0 within 5 s (got %r)" % rc)
         check(d.wait_notify("STOPPING=1", timeout=1) is not None, "STOPPING=1 is sent")
         check("stopped" in d.log_text(), "the agent logs that it stopped")
+        # Neither WATCHDOG_USEC nor JOURNAL_STREAM was set for this run.
+        check(not any("WATCHDOG=1" in t for t, _ in d.received),
+              "no WATCHDOG=1 without WATCHDOG_USEC")
+        lines = d.log_text().splitlines()
+        check(lines and all(not re.match(r"<\d>", l) for l in lines) and
+              any(l.startswith("vpcprobe: target 'down': start -> refused") for l in lines),
+              "without JOURNAL_STREAM no line carries a <N> prefix")
     finally:
         d.stop()
         listener.close()
+
+    # One target that is refused: a verdict logged soon after start.
+    cfg = {"agent": {"name": "daemon-test", "status_listen": "127.0.0.1:%d" % free_port()},
+           "defaults": {"interval_s": 1, "timeout_ms": 500},
+           "targets": [{"name": "down", "url": "tcp://127.0.0.1:%d" % free_port()}]}
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    runs = [d, watchdog_and_sigint(path, work), journal_stream(path, work)]
     failed = results.count(False)
     print("# %d passed, %d failed" % (len(results) - failed, failed))
     if failed:
-        sys.stdout.write(d.log_text())
+        for r in runs:
+            sys.stdout.write("# %s\n%s" % (r.log_path, r.log_text()))
     return 1 if failed else 0
+
+
+def watchdog_and_sigint(path, work):
+    """WatchdogSec=: systemd sets WATCHDOG_USEC and WATCHDOG_PID (the
+    service's pid); the agent pings at half the interval. Then SIGINT."""
+    d = Daemon(path, work, "watchdog", env={"WATCHDOG_USEC": "200000"}, watchdog_own_pid=True)
+    try:
+        check(d.wait_notify("READY=1") is not None, "watchdog: READY=1 arrives")
+        first = d.wait_notify("WATCHDOG=1")
+        second = d.wait_notify("WATCHDOG=1")
+        check(first is not None and second is not None,
+              "WATCHDOG=1 arrives, again and again, with WATCHDOG_USEC=200000")
+        pids = {pid for t, pid in d.received if "WATCHDOG=1" in t.split("\n")}
+        check(pids == {d.proc.pid}, "WATCHDOG=1 comes from the agent's pid %d (senders %r)"
+              % (d.proc.pid, pids))
+        check(d.wait_log("target 'down': start -> refused"), "watchdog: the agent probes")
+        rc = d.stop_with(signal.SIGINT)
+        check(rc == 0, "SIGINT: exit status 0 within 5 s, like SIGTERM (got %r)" % rc)
+        check(d.wait_notify("STOPPING=1", timeout=1) is not None, "SIGINT: STOPPING=1 is sent")
+        check("stopped" in d.log_text(), "SIGINT: the agent logs that it stopped")
+    finally:
+        d.stop()
+    return d
+
+
+def journal_stream(path, work):
+    """stderr is the journal (JOURNAL_STREAM names it): every line starts
+    with its syslog priority, <6> for a verdict change (info). WATCHDOG_PID
+    names another process here: that watchdog is not the agent's."""
+    d = Daemon(path, work, "journal", journal=True,
+               env={"WATCHDOG_USEC": "200000", "WATCHDOG_PID": str(os.getpid())})
+    try:
+        check(d.wait_log("<6>target 'down': start -> refused"),
+              "JOURNAL_STREAM: a verdict change is logged with the <6> prefix (info)")
+        lines = d.lines_before("STOPPING=1", timeout=1) if d.stop_with(signal.SIGTERM) == 0 else None
+        check(lines is not None and "READY=1" in lines and "WATCHDOG=1" not in lines,
+              "no WATCHDOG=1 when WATCHDOG_PID is not the agent's pid: %r" % lines)
+        text = d.log_text().splitlines()
+        check(text and all(re.match(r"<[0-7]>", l) for l in text),
+              "JOURNAL_STREAM: every line carries a <N> prefix: %r" % text[:3])
+        check(not any("vpcprobe: " in l for l in text),
+              "JOURNAL_STREAM: no 'vpcprobe: ' prefix (journald names the unit)")
+    finally:
+        d.stop()
+    return d
 
 
 if __name__ == "__main__":

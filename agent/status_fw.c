@@ -48,6 +48,12 @@ json_t *vp_status_fw_json(const struct vp_status_fw *fw, const struct vp_status_
 
 void vp_status_view_fw(struct vp_status *s, struct vp_status_view *v)
 {
+	const struct vp_instance *in = s->src.instance ? s->src.instance(s->src.arg) : NULL;
+
 	v->fw_set = s->src.firewall ? s->src.firewall(s->src.arg) : NULL;
 	v->fw = vp_status_fw_find(v->fw_set, v->st->target->name);
+	/* The next steps again, with the network the metadata server named. */
+	if (v->n_steps > 0 && in != NULL && in->network[0] != '\0')
+		v->n_steps = vp_status_next_steps(v->st->target, v->worst, in->network, v->steps,
+		                                  VP_STATUS_STEPS_MAX);
 }

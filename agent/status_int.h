@@ -111,9 +111,11 @@ void vp_status_view_of(const struct vp_sched_target *st, int64_t now_ms, struct 
 void vp_status_view_fw(struct vp_status *s, struct vp_status_view *v);
 
 /* Commands for the next step after result 'r' of target 't', filled in with
- * its address, port and connector_range. Returns how many (<= max). Pure. */
+ * its address, port and connector_range, and with the VPC network's name
+ * when 'network' (the metadata server's) is a valid one; NULL or "": the
+ * commands say NETWORK. Returns how many (<= max). Pure. */
 size_t vp_status_next_steps(const struct vp_target *t, const struct vp_probe_result *r,
-                            char (*steps)[VP_STATUS_STEP_MAX], size_t max);
+                            const char *network, char (*steps)[VP_STATUS_STEP_MAX], size_t max);
 
 /* The badge of a verdict: "✕", "REFUSED"; pending for VP_VERDICT_INVALID. */
 const char *vp_status_badge_icon(enum vp_verdict v);

@@ -60,31 +60,51 @@ static void hostport(char *buf, size_t len, const char *addr, unsigned port)
 
 #define STEP(...) (n < max ? (void)snprintf(steps[n++], VP_STATUS_STEP_MAX, __VA_ARGS__) : (void)0)
 
-/* A timeout is a VPC firewall dropping the connector's packets until shown
- * otherwise: list the rules that open this port, then (with the range the
- * config names) the rule that would admit the connector. NETWORK is left
- * for the engineer: the agent does not know it yet. */
-static size_t timeout_steps(const struct vp_target *t, const char *addr, unsigned port,
-                            char (*steps)[VP_STATUS_STEP_MAX], size_t max)
+/* Whether 'name' can stand in a command unquoted: a GCP resource name
+ * (lower-case letters, digits and hyphens, at most 63). */
+static bool gcp_name(const char *name)
 {
+	size_t len = name ? strlen(name) : 0;
+
+	if (len == 0 || len > 63 || name[0] < 'a' || name[0] > 'z')
+		return false;
+	return strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") == len;
+}
+
+/* A timeout is a VPC firewall dropping the connector's packets until shown
+ * otherwise: list the rules that open this port (in the agent's network
+ * when the metadata server named it), then (with the range the config
+ * names) the rule that would admit the connector. Without a network the
+ * command says NETWORK for the engineer to fill in. */
+static size_t timeout_steps(const struct vp_target *t, const char *addr, unsigned port,
+                            const char *network, char (*steps)[VP_STATUS_STEP_MAX], size_t max)
+{
+	const char *net = gcp_name(network) ? network : NULL;
 	size_t n = 0;
 
-	STEP("gcloud compute firewall-rules list --filter=\"direction=INGRESS AND "
-	     "allowed[].ports:%u\" --format=\"table(name,network,sourceRanges.list(),"
-	     "allowed[].map().firewall_rule().list(),disabled)\"", port);
+	if (net)
+		STEP("gcloud compute firewall-rules list --filter=\"network~/%s$ AND "
+		     "direction=INGRESS AND allowed[].ports:%u\" --format=\"table(name,network,"
+		     "sourceRanges.list(),allowed[].map().firewall_rule().list(),disabled)\"", net,
+		     port);
+	else
+		STEP("gcloud compute firewall-rules list --filter=\"direction=INGRESS AND "
+		     "allowed[].ports:%u\" --format=\"table(name,network,sourceRanges.list(),"
+		     "allowed[].map().firewall_rule().list(),disabled)\"", port);
+	net = net ? net : "NETWORK";
 	if (t->connector_range.family == 0) {
 		STEP("gcloud compute networks vpc-access connectors list --region=REGION "
 		     "--format=\"table(name,network,ipCidrRange,state)\"");
 		return n;
 	}
 	if (strchr(addr, ':') == NULL && addr[0] != '\0')
-		STEP("gcloud compute firewall-rules create allow-vpc-connector-tcp-%u --network=NETWORK "
+		STEP("gcloud compute firewall-rules create allow-vpc-connector-tcp-%u --network=%s "
 		     "--direction=INGRESS --action=ALLOW --rules=tcp:%u --source-ranges=%s "
-		     "--destination-ranges=%s/32", port, port, t->connector_range.text, addr);
+		     "--destination-ranges=%s/32", port, net, port, t->connector_range.text, addr);
 	else
-		STEP("gcloud compute firewall-rules create allow-vpc-connector-tcp-%u --network=NETWORK "
+		STEP("gcloud compute firewall-rules create allow-vpc-connector-tcp-%u --network=%s "
 		     "--direction=INGRESS --action=ALLOW --rules=tcp:%u --source-ranges=%s",
-		     port, port, t->connector_range.text);
+		     port, net, port, t->connector_range.text);
 	return n;
 }
 
@@ -113,7 +133,7 @@ static size_t protocol_steps(const struct vp_target *t, const char *addr, unsign
 }
 
 size_t vp_status_next_steps(const struct vp_target *t, const struct vp_probe_result *r,
-                            char (*steps)[VP_STATUS_STEP_MAX], size_t max)
+                            const char *network, char (*steps)[VP_STATUS_STEP_MAX], size_t max)
 {
 	const char *addr = r->address[0] != '\0' ? r->address : t->url.host;
 	unsigned port = r->port != 0 ? r->port : t->url.port;
@@ -123,7 +143,7 @@ size_t vp_status_next_steps(const struct vp_target *t, const struct vp_probe_res
 	hostport(ap, sizeof(ap), addr, port);
 	switch (r->v.verdict) {
 	case VP_VERDICT_TIMEOUT:
-		return timeout_steps(t, addr, port, steps, max);
+		return timeout_steps(t, addr, port, network, steps, max);
 	case VP_VERDICT_REFUSED:
 	case VP_VERDICT_LOCALHOST_ONLY:
 		STEP("ss -ltnp 'sport = :%u'    # on %s: who listens, on which address", port, addr);
@@ -180,7 +200,8 @@ void vp_status_view_of(const struct vp_sched_target *st, int64_t now_ms, struct 
 	vp_fmt_since(v->state == VP_STATE_OK ? "ok for " : "failing for ", st->changed_ms, now_ms,
 	             v->since, sizeof(v->since));
 	if (v->state == VP_STATE_FAILING && v->worst != NULL)
-		v->n_steps = vp_status_next_steps(st->target, v->worst, v->steps, VP_STATUS_STEPS_MAX);
+		v->n_steps = vp_status_next_steps(st->target, v->worst, NULL, v->steps,
+		                                  VP_STATUS_STEPS_MAX);
 }
 
 size_t *vp_status_order(struct vp_scheduler *s)

@@ -489,13 +489,42 @@ START_TEST(test_next_steps)
 		ck_assert_int_eq(vp_cidr_parse(c->connector, &t.connector_range, err, sizeof(err)), 0);
 	r.v.verdict = c->verdict;
 	snprintf(r.address, sizeof(r.address), "%s", c->address);
-	n = vp_status_next_steps(&t, &r, steps, VP_STATUS_STEPS_MAX);
+	n = vp_status_next_steps(&t, &r, NULL, steps, VP_STATUS_STEPS_MAX);
 	ck_assert_uint_eq(n, c->n);
 	for (size_t i = 0; i < 2 && i < n; i++)
 		if (c->has[i])
 			ck_assert_msg(strstr(steps[i], c->has[i]) != NULL, "row %d step %zu: %s", _i, i,
 			              steps[i]);
-	ck_assert_uint_eq(vp_status_next_steps(&t, &r, steps, 1), n > 1 ? 1 : n);  /* bounded */
+	ck_assert_uint_eq(vp_status_next_steps(&t, &r, NULL, steps, 1), n > 1 ? 1 : n);  /* bounded */
+}
+END_TEST
+
+/* The network the metadata server named fills the timeout's commands; a
+ * name that could not stand unquoted in a shell leaves NETWORK. */
+START_TEST(test_next_steps_network)
+{
+	static const struct { const char *network, *list, *create; } rows[] = {
+		{ "shared-vpc", "--filter=\"network~/shared-vpc$ AND direction=INGRESS",
+		  "--network=shared-vpc --direction=INGRESS" },
+		{ "", "--filter=\"direction=INGRESS AND", "--network=NETWORK " },
+		{ "a b;rm -rf", "--filter=\"direction=INGRESS AND", "--network=NETWORK " },
+		{ "Default", "--filter=\"direction=INGRESS AND", "--network=NETWORK " },
+	};
+	char steps[VP_STATUS_STEPS_MAX][VP_STATUS_STEP_MAX];
+	struct vp_probe_result r = { .port = 5432 };
+	struct vp_target t = { .name = (char *)"db", .url_text = (char *)"postgres://10.20.0.3" };
+	char err[VP_ERR_MAX];
+
+	ck_assert_int_eq(vp_url_parse(t.url_text, &t.url, err, sizeof(err)), 0);
+	ck_assert_int_eq(vp_cidr_parse("10.8.0.0/28", &t.connector_range, err, sizeof(err)), 0);
+	r.v.verdict = VP_VERDICT_TIMEOUT;
+	snprintf(r.address, sizeof(r.address), "10.20.0.3");
+	for (int i = 0; i < N_ELEMS(rows); i++) {
+		ck_assert_uint_eq(vp_status_next_steps(&t, &r, rows[i].network, steps,
+		                                       VP_STATUS_STEPS_MAX), 2);
+		ck_assert_msg(strstr(steps[0], rows[i].list) != NULL, "row %d: %s", i, steps[0]);
+		ck_assert_msg(strstr(steps[1], rows[i].create) != NULL, "row %d: %s", i, steps[1]);
+	}
 }
 END_TEST
 
@@ -1337,6 +1366,7 @@ static Suite *status_suite(void)
 	tcase_add_loop_test(http, test_stall, 0, N_ELEMS(stall_cases));
 	tcase_add_loop_test(http, test_listen_policy, 0, N_ELEMS(listen_cases));
 	tcase_add_loop_test(render, test_next_steps, 0, N_ELEMS(step_cases));
+	tcase_add_test(render, test_next_steps_network);
 	tcase_add_loop_test(render, test_delivery_text, 0, N_ELEMS(delivery_cases));
 	tcase_add_test(render, test_page);
 	tcase_add_test(render, test_target_page);

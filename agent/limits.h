@@ -188,6 +188,7 @@
 #define VP_STATUS_METRICS_MAX   (64 * 1024 * 1024) /* /metrics: ~35,000 targets; past it, 500 */
 #define VP_STATUS_INFLIGHT_MAX  (64 * 1024 * 1024) /* answers queued to slow readers; then 503 */
 #define VP_STATUS_CACHE_MS      1000    /* '/', the JSON and /metrics are built at most this often */
+#define VP_STATUS_SNDBUF        (64 * 1024) /* a client socket's send buffer: bytes one turn writes to it */
 #define VP_STATUS_ROW_RESERVE   (64 * 1024) /* room kept for the page's end */
 #define VP_STATUS_TOKEN_MAX     1024    /* status_token_file's content, bytes */
 #define VP_STATUS_AUTH_MAX      4096    /* an Authorization header longer than this is refused */

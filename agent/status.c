@@ -444,7 +444,7 @@ static int open_listener(const char *text, int *ret, char *err, size_t errlen)
 	struct sockaddr_storage ss = { 0 };
 	struct vp_addrport ap;
 	socklen_t len;
-	int fd, one = 1;
+	int fd, one = 1, sndbuf = VP_STATUS_SNDBUF;
 	char msg[VP_ERR_MAX];
 
 	if (vp_addrport_parse(text, 0, &ap, msg, sizeof(msg)) < 0) {
@@ -467,6 +467,13 @@ static int open_listener(const char *text, int *ret, char *err, size_t errlen)
 		len = sizeof(*sin6);
 	}
 	fd = socket(ap.family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	/* Accepted sockets inherit the listener's send buffer. A capped one
+	 * bounds what one send() of a megabyte answer writes in one loop turn,
+	 * so the probes' timers wait for less (see agent/limits.h). A failed
+	 * cap leaves the kernel's autotuning: a slower loop under a flood, not
+	 * a broken page. */
+	if (fd >= 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, SOMAXCONN) < 0) {
 		int e = errno;

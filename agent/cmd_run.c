@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
 #include "agent/cli.h"
 #include "agent/curl_uv.h"
@@ -395,6 +397,24 @@ static int start_signals(struct daemon *d)
 	return 0;
 }
 
+/* systemd sets JOURNAL_STREAM to "DEVICE:INODE" of the stream it gives a
+ * service as stderr when that is the journal (systemd.exec(5)). A process
+ * started from such a service inherits the variable with another stderr, so
+ * it counts only when it names our stderr. */
+static bool stderr_is_journal(void)
+{
+	const char *v = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char extra;
+
+	if (v == NULL || sscanf(v, "%llu:%llu%c", &dev, &ino, &extra) != 2)
+		return false;
+	if (fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
 static int parse_args(struct daemon *d, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -501,8 +521,7 @@ int vp_cmd_run(int argc, char **argv)
 	r = parse_args(&d, argc, argv);
 	if (r != 0)
 		return r > 0 ? VP_EXIT_OK : VP_EXIT_USAGE;
-	/* systemd points JOURNAL_STREAM at our stderr when it is the journal. */
-	if (getenv("JOURNAL_STREAM"))
+	if (stderr_is_journal())
 		vp_log_set_journal(1);
 	if (vp_cli_load_config(d.config_path, &d.cfg) < 0)
 		return VP_EXIT_USAGE;

@@ -223,7 +223,8 @@ def main():
            "targets": [{"name": "down", "url": "tcp://127.0.0.1:%d" % free_port()}]}
     with open(path, "w") as f:
         json.dump(cfg, f)
-    runs = [d, watchdog_and_sigint(path, work), journal_stream(path, work)]
+    runs = [d, watchdog_and_sigint(path, work), journal_stream(path, work),
+            journal_elsewhere(path, work)]
     failed = results.count(False)
     print("# %d passed, %d failed" % (len(results) - failed, failed))
     if failed:
@@ -272,6 +273,25 @@ def journal_stream(path, work):
               "JOURNAL_STREAM: every line carries a <N> prefix: %r" % text[:3])
         check(not any("vpcprobe: " in l for l in text),
               "JOURNAL_STREAM: no 'vpcprobe: ' prefix (journald names the unit)")
+    finally:
+        d.stop()
+    return d
+
+
+def journal_elsewhere(path, work):
+    """JOURNAL_STREAM inherited from a service whose stderr was the journal,
+    while this stderr is a file: it names another file, so no <N> prefix."""
+    st = os.stat(path)
+    d = Daemon(path, work, "elsewhere", env={"JOURNAL_STREAM": "%d:%d" % (st.st_dev, st.st_ino)})
+    try:
+        check(d.wait_log("target 'down': start -> refused"),
+              "JOURNAL_STREAM naming another file: the agent probes and logs")
+        check(d.stop_with(signal.SIGTERM) == 0, "JOURNAL_STREAM naming another file: SIGTERM exits 0")
+        text = d.log_text().splitlines()
+        check(text and not any(re.match(r"<[0-7]>", l) for l in text) and
+              any(l.startswith("vpcprobe: ") for l in text),
+              "JOURNAL_STREAM naming another file: no <N> prefix, plain 'vpcprobe: ' lines: %r"
+              % text[:3])
     finally:
         d.stop()
     return d

@@ -360,6 +360,7 @@ def check_metrics(port):
     text = body.decode()
     for name in ("vpcprobe_probe_success", "vpcprobe_probe_duration_seconds", "vpcprobe_probes_total",
                  "vpcprobe_reports_spooled_bytes", "vpcprobe_reports_dropped_total",
+                 "vpcprobe_reports_rejected_total", "vpcprobe_spool_frames_skipped_total",
                  "vpcprobe_build_info", "vpcprobe_probe_last_timestamp_seconds"):
         check("# HELP %s " % name in text and "# TYPE %s " % name in text, "%s with HELP and TYPE" % name)
     check('vpcprobe_probe_success{target="down",kind="tcp",address="127.0.0.1"' in text,
@@ -566,7 +567,8 @@ def test_checks(work):
 
         doc = doc_when(lambda d: all(x["runs"] > 0 for x in d["listeners"])
                        and d["beacons"][0]["counts"]["arrivals"] >= 2
-                       and (d["agent"]["instance"] or {}).get("network"))
+                       and all((d["agent"]["instance"] or {}).get(k)
+                               for k in ("name", "zone", "project", "network")))
         check(doc is not None, "/api/v1/status has the listener results, the arrivals and the instance")
         if doc is None:
             return

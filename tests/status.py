@@ -738,6 +738,30 @@ def test_refusal(work):
           "the message names status_listen, its value and status_token_file: %r" % err.strip())
 
 
+def test_token_off_loopback(work):
+    """Bound off loopback (0.0.0.0) with a token file: the agent starts and
+    asks for the token. The test speaks to it only through 127.0.0.1."""
+    port = free_port()
+    token = "tok-" + base64.b32encode(os.urandom(10)).decode().lower()
+    token_path = os.path.join(work, "wild.token")
+    with open(token_path, "w") as f:
+        f.write(token + "\n")
+    os.chmod(token_path, 0o600)
+    cfg = {"agent": {"name": "wild-test", "status_listen": "0.0.0.0:%d" % port,
+                     "status_token_file": token_path},
+           "defaults": {"interval_s": 5, "timeout_ms": 500},
+           "targets": [{"name": "down", "url": "tcp://127.0.0.1:%d" % free_port()}]}
+    agent = Agent(work, cfg, "wild")
+    try:
+        check(agent.wait_ready(), "on 0.0.0.0 with a token file: the agent starts (READY=1)")
+        for path in ("/", "/api/v1/status", "/metrics"):
+            check(request(port, path)[0] == 401, "on 0.0.0.0: %s is 401 without the token" % path)
+        check(request(port, "/", headers={"Authorization": "Bearer " + token})[0] == 200,
+              "on 0.0.0.0: the token is let in")
+    finally:
+        agent.stop()
+
+
 def main():
     if not os.access(VPCPROBE, os.X_OK):
         print("Bail out! no vpcprobe at " + VPCPROBE)
@@ -749,6 +773,7 @@ def main():
         test_checks(work)
         test_metadata_held(work)
         test_token(work)
+        test_token_off_loopback(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("1..%d" % len(results))

@@ -315,6 +315,45 @@ static void put_single(struct text *t, const char *name, const char *unit,
 	put_metric_tail(t, kind);
 }
 
+/* A sum of two points that differ in one attribute, both always there (0
+ * when nothing was counted) so that a rate or an alert never sees a series
+ * appear out of nothing. */
+static void put_pair(struct text *t, const char *name, const char *unit, const char *description,
+                     const char *key, const char *a, uint64_t va, const char *b, uint64_t vb,
+                     uint64_t start_ns, uint64_t now_ns)
+{
+	put_metric_head(t, false, name, unit, description, "sum");
+	put(t, "{\"attributes\":[");
+	put_attr_str(t, "", key, a);
+	put_number_end(t, start_ns, now_ns, va);
+	put(t, ",{\"attributes\":[");
+	put_attr_str(t, "", key, b);
+	put_number_end(t, start_ns, now_ns, vb);
+	put_metric_tail(t, "sum");
+}
+
+/* What the collector never got, with the same names, attributes and
+ * meaning as /metrics (agent/metrics.c, render_losses). stats->rejected
+ * counts both refusals; the reporter keeps the partialSuccess share. */
+static void put_losses(struct text *t, const struct vp_otlp_metrics_in *in)
+{
+	const struct vp_delivery_stats *d = in->stats;
+	/* Never below zero, should the two counts ever disagree. */
+	uint64_t aside = d->rejected > in->partial ? d->rejected - in->partial : 0;
+
+	put_pair(t, "vpcprobe_reports_rejected_total", "{result}", "Results the collector "
+	         "refused: reason=\"set_aside\" for batches answered with a status not to be "
+	         "retried (json: a 4xx but 408 and 429; otlp: a 4xx or 5xx but 429, 502, 503 and "
+	         "504), set aside and not sent again; reason=\"partial\" for log records an OTLP "
+	         "partialSuccess rejected.", "reason", "set_aside", aside, "partial", in->partial,
+	         in->stats_start_ns, in->now_ns);
+	put_pair(t, "vpcprobe_spool_frames_skipped_total", "{frame}", "Spool damage skipped when "
+	         "the spool was read, its results lost: why=\"corrupt\" counts frames that failed "
+	         "their checksum, why=\"torn\" counts torn tails (a partial last frame) cut at "
+	         "start.", "why", "corrupt", d->corrupt, "torn", d->torn, in->stats_start_ns,
+	         in->now_ns);
+}
+
 static bool seen_before(const struct vp_sched_target *st, size_t i)
 {
 	for (size_t j = 0; j < i; j++)
@@ -452,6 +491,7 @@ char *vp_otlp_metrics_body(struct vp_otlp_metrics *m, const struct vp_otlp_metri
 	put_single(&t, "vpcprobe_reports_dropped_total", "{result}", "Results dropped unsent "
 	           "because the spool was full (oldest first).", "sum", in->stats_start_ns, now,
 	           in->stats->dropped);
+	put_losses(&t, in);
 	put_single(&t, "vpcprobe_metrics_exports_failed_total", "{request}", "Metrics exports the "
 	           "collector did not take; each period sends the whole state again.", "sum",
 	           in->start_ns, now, in->exports_failed);

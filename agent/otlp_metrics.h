@@ -13,6 +13,8 @@
  *   vpcprobe_probes_total             sum (cumulative, monotonic), per target, verdict
  *   vpcprobe_reports_spooled_bytes    gauge
  *   vpcprobe_reports_dropped_total    sum (cumulative, monotonic)
+ *   vpcprobe_reports_rejected_total   sum, per reason: set_aside, partial
+ *   vpcprobe_spool_frames_skipped_total  sum, per why: corrupt, torn
  *   vpcprobe_metrics_exports_failed_total  sum: metrics POSTs that failed
  *
  * The counts are the reporter's own rather than the status page's
@@ -41,6 +43,10 @@ struct vp_otlp_metrics_in {
 	struct vp_scheduler *sched;              /* borrowed, may be NULL: the current one */
 	const struct vp_delivery_stats *stats;   /* borrowed */
 	uint64_t stats_start_ns;                 /* since when 'stats' counts */
+	uint64_t partial;                        /* of stats->rejected, the records OTLP
+	                                          * partialSuccess answers rejected
+	                                          * (vp_reporter_partial_total()); the
+	                                          * rest were set aside */
 	uint64_t exports_failed;                 /* metrics POSTs that failed so far */
 	uint64_t start_ns;                       /* the exporter's start */
 	uint64_t now_ns;

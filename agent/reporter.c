@@ -564,6 +564,7 @@ static void send_metrics(struct vp_reporter *r)
 	                                   .instance = &r->inst };
 	struct vp_otlp_metrics_in in = { .ctx = &ctx, .sched = r->sched ? *r->sched : NULL,
 	                                 .stats = r->stats, .stats_start_ns = stats_start_ns,
+	                                 .partial = vp_reporter_partial_total(),
 	                                 .exports_failed = r->metrics_failed,
 	                                 .start_ns = r->start_ns, .now_ns = realtime_ns() };
 	char why[64];

@@ -363,6 +363,39 @@ def delivery_state(env):
         return {}
 
 
+def exported_losses(col, name, key):
+    """{attribute value: count} of a loss counter in the collector's last
+    accepted metrics export; None before one arrived."""
+    ok = [m for m in col.metrics if m["status"] == 200 and name in m.get("metrics", {})]
+    if not ok:
+        return None
+    kind, _, pts, _ = ok[-1]["metrics"][name]
+    return {a.get(key, {}).get("stringValue"): v for a, v in pts} if kind == "sum" else None
+
+
+def same_losses_exported(env, col, name, key, want, what):
+    """The OTLP export carries the loss counter 'name' with exactly the
+    counts /metrics shows ('want': {attribute value: count}, already seen
+    there), cumulative and monotonic."""
+    got = {}
+
+    def arrived(ms):
+        got["v"] = exported_losses(col, name, key)
+        return got["v"] == want
+
+    check(col.wait_metrics(arrived, timeout=15),
+          "%s: the OTLP export's %s is %r, /metrics says %r" % (what, name, got.get("v"), want))
+    scrape = {v: scraped(env, '%s{%s="%s"}' % (name, key, v)) for v in want}
+    check(scrape == {v: float(n) for v, n in want.items()},
+          "%s: /metrics still says %r beside the export" % (what, scrape))
+    data = [m["metrics"][name][1] for m in col.metrics
+            if m["status"] == 200 and name in m.get("metrics", {})]
+    check(data and all(d.get("aggregationTemporality") == 2 and d.get("isMonotonic") is True
+                       for d in data),
+          "%s: %s exported as a cumulative monotonic sum" % (what, name))
+    metrics_errors(col)
+
+
 def scenario_json(meta):
     """json: order, batch ids, auth, instance metadata, SIGTERM."""
     env = Env(meta, "json")
@@ -517,7 +550,8 @@ def scenario_otlp_answers(meta):
     col = collector.Collector("otlp").start()
     script = ["partial:1", "status:400", "big:400", "status:500", "drop", "retrydate:503:2"]
     col.set_mode("accept", script)
-    agent = Agent(env.work, env.config(col.url, "otlp"))
+    agent = Agent(env.work, env.config(col.url, "otlp"),
+                  env_extra={"OTEL_METRIC_EXPORT_INTERVAL": "1000"})
     try:
         check(col.wait(lambda rs: len(rs) >= len(script) + 2, timeout=60),
               "answers: the script played out")
@@ -544,6 +578,8 @@ def scenario_otlp_answers(meta):
         rej = delivery_state(env).get("rejected")
         check(rej == {"partial": 1, "set_aside": aside},
               "answers: /api/v1/status delivery.rejected is %r" % rej)
+        same_losses_exported(env, col, "vpcprobe_reports_rejected_total", "reason",
+                             {"partial": 1, "set_aside": aside}, "answers")
         check(ids[5] == ids[4], "answers: a dropped connection is retried with the same batch")
         check(ids[6] == ids[5] and rs[6]["t"] - rs[5]["t"] >= 0.9,
               "answers: 503 with an HTTP-date Retry-After is retried after it (%.2f s)"
@@ -638,7 +674,8 @@ def scenario_damaged_spool(meta):
             f.seek(0, 2)
             f.write(b"VPR1\x40\x02\x00\x00" + b"\x00" * 7)   # half a header: a torn write
         col = collector.Collector("otlp").start()
-        agent = Agent(env.work, env.config(col.url, "otlp"), name="restarted")
+        agent = Agent(env.work, env.config(col.url, "otlp"), name="restarted",
+                      env_extra={"OTEL_METRIC_EXPORT_INTERVAL": "1000"})
         check(agent.wait_log("corrupt frame at offset %d" % off), "damage: the corrupt frame is found and logged")
         check(agent.wait_log("cut a torn tail of 15 bytes"), "damage: the torn tail is cut and logged")
         want = {'vpcprobe_spool_frames_skipped_total{why="corrupt"}': 1.0,
@@ -649,6 +686,8 @@ def scenario_damaged_spool(meta):
         skipped = delivery_state(env).get("spool_skipped")
         check(skipped == {"corrupt": 1, "torn": 1},
               "damage: /api/v1/status delivery.spool_skipped is %r" % skipped)
+        same_losses_exported(env, col, "vpcprobe_spool_frames_skipped_total", "why",
+                             {"corrupt": 1, "torn": 1}, "damage")
         want = set(all_seqs) - {bad_seq}
         check(col.wait(lambda rs: want <= {x[0] for r in rs if r["status"] == 200
                                            for x in otlp_records(r)}, timeout=40),
@@ -766,6 +805,8 @@ BOUNDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.
 METRIC_NAMES = {"vpcprobe_probe_success": "gauge", "vpcprobe_probe_duration_seconds": "histogram",
                 "vpcprobe_probes_total": "sum", "vpcprobe_reports_spooled_bytes": "gauge",
                 "vpcprobe_reports_dropped_total": "sum",
+                "vpcprobe_reports_rejected_total": "sum",
+                "vpcprobe_spool_frames_skipped_total": "sum",
                 "vpcprobe_metrics_exports_failed_total": "sum"}
 
 

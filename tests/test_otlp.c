@@ -73,6 +73,7 @@ struct fixture {
 	struct vp_scheduler *sched;
 	struct vp_otlp_metrics *m;
 	struct vp_delivery_stats stats;
+	uint64_t partial;                  /* vp_otlp_metrics_in.partial */
 };
 
 /* One finished run of target 'i' with one result. */
@@ -135,7 +136,8 @@ static json_t *export_now(struct fixture *f)
 {
 	const struct vp_report_ctx ctx = { .agent = "otlp-test", .format = VP_COLLECTOR_OTLP };
 	const struct vp_otlp_metrics_in in = { .ctx = &ctx, .sched = f->sched, .stats = &f->stats,
-	                                       .stats_start_ns = 5000000000ull, .exports_failed = 2,
+	                                       .stats_start_ns = 5000000000ull,
+	                                       .partial = f->partial, .exports_failed = 2,
 	                                       .start_ns = 6000000000ull,
 	                                       .now_ns = 99000000000ull };
 	json_error_t jerr;
@@ -266,6 +268,72 @@ START_TEST(test_body)
 	    "vpcprobe_metrics_exports_failed_total"), "sum"), "dataPoints"), 0);
 	ck_assert_str_eq(str(p, "asInt"), "2");
 	ck_assert_str_eq(str(p, "startTimeUnixNano"), "6000000000");
+	json_decref(root);
+	fixture_down(&f);
+}
+END_TEST
+
+/* ---- the loss counters (issue 5): as /metrics has them ---- */
+
+static const struct loss_case {
+	uint64_t rejected, partial, corrupt, torn;     /* what the agent counted */
+	const char *set_aside, *partial_out, *corrupt_out, *torn_out; /* the points' asInt */
+} loss_cases[] = {
+	/* Nothing lost: every point still there, at 0. */
+	{ 0, 0, 0, 0, "0", "0", "0", "0" },
+	/* stats.rejected holds both refusals; set_aside is the rest. */
+	{ 5, 2, 3, 1, "3", "2", "3", "1" },
+	{ 4, 0, 0, 0, "4", "0", "0", "0" },
+	{ 1, 1, 0, 7, "0", "1", "0", "7" },
+	/* Counts that disagree never wrap below zero. */
+	{ 1, 3, 0, 0, "0", "3", "0", "0" },
+	{ UINT64_MAX, 1, UINT64_MAX, UINT64_MAX - 1,
+	  "18446744073709551614", "1", "18446744073709551615", "18446744073709551614" },
+};
+
+/* The point of a two-point sum whose attribute 'key' is 'value'; checks
+ * the sum is cumulative and monotonic, and the point's times. */
+static json_t *loss_point(json_t *root, const char *name, const char *key, const char *value)
+{
+	json_t *sum = json_object_get(metric(root, name), "sum");
+	json_t *points = json_object_get(sum, "dataPoints");
+	json_t *p, *found = NULL;
+	size_t i;
+
+	ck_assert_int_eq(json_integer_value(json_object_get(sum, "aggregationTemporality")), 2);
+	ck_assert(json_is_true(json_object_get(sum, "isMonotonic")));
+	ck_assert_uint_eq(json_array_size(points), 2);
+	json_array_foreach(points, i, p) {
+		ck_assert_uint_eq(json_array_size(json_object_get(p, "attributes")), 1);
+		if (attr(p, key) && !strcmp(attr(p, key), value))
+			found = p;
+	}
+	ck_assert_msg(found != NULL, "%s has no point %s=%s", name, key, value);
+	ck_assert_str_eq(str(found, "startTimeUnixNano"), "5000000000");
+	ck_assert_str_eq(str(found, "timeUnixNano"), "99000000000");
+	return found;
+}
+
+START_TEST(test_losses)
+{
+	const struct loss_case *c = &loss_cases[_i];
+	struct fixture f;
+	json_t *root;
+
+	fixture_up(&f);
+	f.stats.rejected = c->rejected;
+	f.partial = c->partial;
+	f.stats.corrupt = c->corrupt;
+	f.stats.torn = c->torn;
+	root = export_now(&f);
+	ck_assert_str_eq(str(loss_point(root, "vpcprobe_reports_rejected_total", "reason",
+	                                "set_aside"), "asInt"), c->set_aside);
+	ck_assert_str_eq(str(loss_point(root, "vpcprobe_reports_rejected_total", "reason",
+	                                "partial"), "asInt"), c->partial_out);
+	ck_assert_str_eq(str(loss_point(root, "vpcprobe_spool_frames_skipped_total", "why",
+	                                "corrupt"), "asInt"), c->corrupt_out);
+	ck_assert_str_eq(str(loss_point(root, "vpcprobe_spool_frames_skipped_total", "why",
+	                                "torn"), "asInt"), c->torn_out);
 	json_decref(root);
 	fixture_down(&f);
 }
@@ -407,6 +475,7 @@ static Suite *otlp_suite(void)
 	tcase_add_loop_test(tc, test_url, 0, sizeof(url_cases) / sizeof(url_cases[0]));
 	tcase_add_test(tc, test_url_too_long);
 	tcase_add_test(tc, test_body);
+	tcase_add_loop_test(tc, test_losses, 0, sizeof(loss_cases) / sizeof(loss_cases[0]));
 	tcase_add_test(tc, test_prune);
 	tcase_add_test(tc, test_escape);
 	tcase_add_test(tc, test_wide_numbers);

@@ -57,12 +57,35 @@ struct run {
 	size_t n_dns;
 	bool json;
 	struct vp_target *url_targets; /* owned array; their strings borrowed from argv */
+	size_t n_url_targets;
 	struct vp_target_run *runs;   /* owned: one per target */
 	size_t n_runs;
 };
 
+/* 'rec' as one line in '*buf' (grown as needed, reused from record to
+ * record: no string per record). Returns its length, 0 out of memory. */
+static size_t dump_record(const json_t *rec, char **buf, size_t *cap)
+{
+	size_t n = rec ? json_dumpb(rec, *buf, *cap, VP_RECORD_DUMP_FLAGS) : 0;
+
+	if (n > *cap) {
+		size_t want = n < 4096 ? 4096 : n + n / 2;
+		char *grown = realloc(*buf, want);
+
+		if (!grown)
+			return 0;
+		*buf = grown;
+		*cap = want;
+		n = json_dumpb(rec, *buf, *cap, VP_RECORD_DUMP_FLAGS);
+	}
+	return n;
+}
+
 static void print_json(const struct run *run)
 {
+	char *buf = NULL;
+	size_t cap = 0;
+
 	for (size_t i = 0; i < run->n_runs; i++) {
 		const struct vp_target_run *tr = &run->runs[i];
 		struct vp_record_ctx ctx = {
@@ -73,17 +96,19 @@ static void print_json(const struct run *run)
 
 		for (size_t j = 0; j < tr->n_results; j++) {
 			json_t *rec = vp_record_json(&ctx, &tr->results[j]);
-			char *line = rec ? json_dumps(rec, VP_RECORD_DUMP_FLAGS) : NULL;
+			size_t n = dump_record(rec, &buf, &cap);
 
-			if (line)
-				printf("%s\n", line);
-			else
+			if (n > 0) {
+				fwrite(buf, 1, n, stdout);
+				putchar('\n');
+			} else {
 				fprintf(stderr, "vpcprobe check: out of memory writing the record of '%s'\n",
 				        tr->target->name);
-			free(line);
+			}
 			json_decref(rec);
 		}
 	}
+	free(buf);
 }
 
 static int print_table(const struct run *run)
@@ -118,6 +143,7 @@ static int targets_from_urls(struct run *run, char **urls, size_t n, uint32_t ti
 	run->url_targets = calloc(n, sizeof(*run->url_targets));
 	if (!run->url_targets)
 		return -ENOMEM;
+	run->n_url_targets = n;
 	for (size_t i = 0; i < n; i++) {
 		if (vp_target_from_url(&run->url_targets[i], urls[i], timeout_ms, run->cfg->interval_s,
 		                       err, sizeof(err)) < 0) {
@@ -295,6 +321,8 @@ out:
 	for (size_t i = 0; i < run.n_runs; i++)
 		vp_target_run_clear(&run.runs[i]);
 	free(run.runs);
+	for (size_t i = 0; i < run.n_url_targets; i++)
+		vp_url_free(&run.url_targets[i].url);
 	free(run.url_targets);
 	vp_config_free(cfg);
 	return status;

@@ -308,6 +308,7 @@ static int probe_live(struct diag *d)
 	}
 	d->have_results = r >= 0;
 	vp_target_run_clear(&run);
+	vp_url_free(&t.url);
 	vp_config_free(cfg);
 	return r;
 }
@@ -385,6 +386,7 @@ static void diag_done(struct diag *d)
 {
 	free(d->service);
 	free(d->connector);
+	vp_url_free(&d->url);
 	vp_fw_ruleset_done(&d->rules);
 	vp_fw_ruleset_done(&d->eff_rules);
 	vp_fw_policies_done(&d->policies);

@@ -10,7 +10,8 @@
 #include "config/config.h"
 
 /* A target named by its URL, as a command line gives it: its strings are
- * borrowed from 'url' (never freed). Returns 0, or -EINVAL with the parser's
+ * borrowed from 'url' (never freed), but for t->url's own path, which the
+ * caller frees with vp_url_free(&t->url). Returns 0, or -EINVAL with the parser's
  * sentence in 'err'. */
 int vp_target_from_url(struct vp_target *t, char *url, uint32_t timeout_ms, uint32_t interval_s,
                        char *err, size_t errlen);

@@ -566,6 +566,7 @@ struct vp_config *vp_config_free(struct vp_config *cfg)
 	for (size_t i = 0; i < cfg->n_targets; i++) {
 		free(cfg->targets[i].name);
 		free(cfg->targets[i].url_text);
+		vp_url_free(&cfg->targets[i].url);
 		free(cfg->targets[i].password_file);
 		vp_secret_free(cfg->targets[i].password, cfg->targets[i].password_len);
 		free(cfg->targets[i].user);

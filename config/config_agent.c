@@ -69,6 +69,7 @@ static void parse_metadata_url(struct loader *ld, const char *path, json_t *v, v
 		vp_cfg_report(ld, path, "%s", msg);
 		return;
 	}
+	vp_url_free(&url);     /* only the scheme counts here */
 	if (url.kind != VP_KIND_HTTP) {
 		vp_cfg_report(ld, path, "'%.80s': the metadata server is reached over http://", s);
 		return;
@@ -181,6 +182,7 @@ static void parse_collector_url(struct loader *ld, const char *path, json_t *v, 
 		vp_cfg_report(ld, path, "%s", msg);
 		return;
 	}
+	vp_url_free(&url);     /* only the scheme counts here */
 	if (url.kind != VP_KIND_HTTP && url.kind != VP_KIND_HTTPS) {
 		vp_cfg_report(ld, path, "'%.80s': the collector needs an http:// or https:// URL", s);
 		return;

@@ -47,14 +47,17 @@ static void parse_url(struct loader *ld, const char *path, json_t *v, void *dst,
                       const struct field *f)
 {
 	struct vp_target *t = dst;
+	struct vp_url url;
 	char msg[VP_ERR_MAX];
 
 	if (!vp_cfg_expect_type(ld, path, v, JSON_STRING))
 		return;
-	if (vp_url_parse(json_string_value(v), &t->url, msg, sizeof(msg)) < 0) {
+	if (vp_url_parse(json_string_value(v), &url, msg, sizeof(msg)) < 0) {
 		vp_cfg_report(ld, path, "%s", msg);
 		return;
 	}
+	vp_url_free(&t->url);
+	t->url = url;
 	vp_cfg_set_string(ld, path, &t->url_text, json_string_value(v));
 }
 
@@ -318,6 +321,7 @@ static void parse_agent_url(struct loader *ld, const char *path, json_t *v, void
 	struct vp_url url;
 	char msg[VP_ERR_MAX];
 	const char *s;
+	bool bare;
 
 	if (!vp_cfg_expect_type(ld, path, v, JSON_STRING) ||
 	    !vp_cfg_check_string(ld, path, v, 1, VP_URL_MAX))
@@ -327,6 +331,8 @@ static void parse_agent_url(struct loader *ld, const char *path, json_t *v, void
 		vp_cfg_report(ld, path, "%s", msg);
 		return;
 	}
+	bare = url.path != NULL && strcmp(url.path, "/") == 0;
+	vp_url_free(&url);
 	if (url.kind != VP_KIND_HTTP && url.kind != VP_KIND_HTTPS) {
 		vp_cfg_report(ld, path, "'%.80s': the peer agent's status server is reached over http:// "
 		              "or https://", s);
@@ -340,7 +346,7 @@ static void parse_agent_url(struct loader *ld, const char *path, json_t *v, void
 		return;
 	}
 	/* The runner appends /api/v1/listeners?port=N itself. */
-	if (strcmp(url.path, "/") != 0) {
+	if (!bare) {
 		vp_cfg_report(ld, path, "'%.80s': expected the agent's base URL without a path, such as "
 		              "\"http://10.20.0.5:9464\"", s);
 		return;

@@ -295,15 +295,27 @@ static int parse_path(const char *rest, struct vp_url *u, char *msg, size_t msgl
 		return msgf(msg, msglen, "%s:// takes no path, only HOST[:PORT]; remove '%.*s'",
 		            vp_kind_name(u->kind), len > 40 ? 40 : (int)len, rest);
 	}
-	if (len == 0) {
-		snprintf(u->path, sizeof(u->path), "/");
-		return 0;
-	}
-	if (len + slash >= sizeof(u->path))
-		return msgf(msg, msglen, "path is %zu bytes, longer than %zu", len + slash,
-		            sizeof(u->path) - 1);
-	snprintf(u->path, sizeof(u->path), "%s%.*s", slash ? "/" : "", (int)len, rest);
+	if (len == 0)
+		slash = 1;     /* "/" */
+	if (len + slash >= VP_PATH_MAX)
+		return msgf(msg, msglen, "path is %zu bytes, longer than %d", len + slash,
+		            VP_PATH_MAX - 1);
+	u->path = malloc(len + slash + 1);
+	if (u->path == NULL)
+		return -ENOMEM;
+	if (slash)
+		u->path[0] = '/';
+	memcpy(u->path + slash, rest, len);
+	u->path[slash + len] = '\0';
 	return 0;
+}
+
+void vp_url_free(struct vp_url *u)
+{
+	if (u == NULL)
+		return;
+	free(u->path);
+	u->path = NULL;
 }
 
 static int parse_scheme(const char *text, enum vp_kind *ret, const char **rest,
@@ -377,6 +389,10 @@ int vp_url_parse(const char *text, struct vp_url *ret, char *err, size_t errlen)
 		goto fail;
 	}
 	r = parse_path(auth + alen, &u, msg, sizeof(msg));
+	if (r == -ENOMEM) {
+		(void)msgf(err, errlen, "out of memory for the URL's path");
+		return -ENOMEM;
+	}
 	if (r < 0)
 		goto fail;
 	*ret = u;

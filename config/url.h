@@ -33,12 +33,22 @@ struct vp_url {
 	enum vp_host_type host_type;
 	char host[VP_HOST_MAX];   /* without brackets, NUL-terminated */
 	uint16_t port;            /* explicit or the scheme's default */
-	char path[VP_PATH_MAX];   /* http(s): path and query, "/" by default; else "" */
+	/* Owned, http(s) only: path and query, "/" by default, shorter than
+	 * VP_PATH_MAX; NULL for the other schemes. Freed by vp_url_free(). A
+	 * pointer rather than an array: a config of 100,000 targets would
+	 * otherwise carry 100 MB of mostly empty paths. */
+	char *path;
 };
 
-/* Parses 'text' into '*ret'. Returns 0, or -EINVAL with a sentence that says
- * what is wrong in 'err' (at most 'errlen' bytes), leaving '*ret' untouched. */
+/* Parses 'text' into '*ret'; '*ret' owns its path until vp_url_free().
+ * Returns 0, or -EINVAL with a sentence that says what is wrong in 'err'
+ * (at most 'errlen' bytes), or -ENOMEM ("out of memory for the URL's
+ * path"), leaving '*ret' untouched. */
 int vp_url_parse(const char *text, struct vp_url *ret, char *err, size_t errlen);
+
+/* Frees what vp_url_parse() allocated and sets 'path' to NULL; NULL and a
+ * zeroed struct are fine. */
+void vp_url_free(struct vp_url *u);
 
 /* An IP address and a port, as in agent.status_listen ("127.0.0.1:9464",
  * "[::1]:9464"), beacons[].listen and agent.dns_servers. */

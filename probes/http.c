@@ -277,8 +277,8 @@ static void decide_answer(struct hp *h)
 	const struct vp_target *t = p->target;
 	struct vp_http_answer a = {
 		.kind = p->obs.kind, .expect = t ? &t->expect_status : NULL,
-		.path = t ? t->url.path : "/", .server = h->server, .via = h->via, .body = h->head,
-		.body_len = h->head_len, .body_total = h->body_total, .body_cut = h->body_cut,
+		.path = t && t->url.path ? t->url.path : "/", .server = h->server, .via = h->via,
+		.body = h->head, .body_len = h->head_len, .body_total = h->body_total, .body_cut = h->body_cut,
 		.tls_ms = -1.0, .cert_days_known = h->cert_seen, .cert_days = h->cert_days,
 	};
 	struct vp_verdict_out v;
@@ -401,7 +401,7 @@ static int set_options(struct hp *h, CURL *e)
 
 	url_host(h, t);
 	snprintf(url, sizeof(url), "%s://%s:%u%s", tls ? "https" : "http",
-	         bracket(h->host, b, sizeof(b)), h->p->obs.port, t ? t->url.path : "/");
+	         bracket(h->host, b, sizeof(b)), h->p->obs.port, t && t->url.path ? t->url.path : "/");
 	r = set_lists(h, t);
 	if (r < 0)
 		return r;

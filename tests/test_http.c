@@ -653,7 +653,7 @@ static void target_for(struct vp_target *t, const struct probe_row *row, uint16_
 	t->url.kind = row->kind;
 	t->url.host_type = VP_HOST_IPV4;
 	snprintf(t->url.host, sizeof(t->url.host), "127.0.0.1");
-	snprintf(t->url.path, sizeof(t->url.path), "%s", row->path);
+	t->url.path = (char *)row->path;    /* borrowed, as host_header */
 	t->url.port = port;
 	t->expect_status = row->expect;
 	t->host_header = (char *)row->host_header;

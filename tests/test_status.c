@@ -496,6 +496,7 @@ START_TEST(test_next_steps)
 			ck_assert_msg(strstr(steps[i], c->has[i]) != NULL, "row %d step %zu: %s", _i, i,
 			              steps[i]);
 	ck_assert_uint_eq(vp_status_next_steps(&t, &r, NULL, steps, 1), n > 1 ? 1 : n);  /* bounded */
+	vp_url_free(&t.url);
 }
 END_TEST
 

@@ -166,7 +166,12 @@ START_TEST(test_url_table)
 	ck_assert_str_eq(u.host, c->host);
 	ck_assert_int_eq(u.host_type, c->host_type);
 	ck_assert_uint_eq(u.port, c->port);
-	ck_assert_str_eq(u.path, c->path);
+	/* Only http(s) URLs own a path; the others leave it NULL. */
+	ck_assert_msg((u.path != NULL) == (u.kind == VP_KIND_HTTP || u.kind == VP_KIND_HTTPS),
+	              "row %d: path %s for %s", _i, u.path ? "set" : "NULL", vp_kind_name(u.kind));
+	ck_assert_str_eq(u.path ? u.path : "", c->path);
+	vp_url_free(&u);
+	ck_assert_ptr_null(u.path);
 }
 END_TEST
 

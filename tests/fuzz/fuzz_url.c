@@ -30,12 +30,17 @@ static void check_url(const char *text)
 	VP_FUZZ_CHECK(u.host_type == VP_HOST_NAME || u.host_type == VP_HOST_IPV4 ||
 	              u.host_type == VP_HOST_IPV6);
 	VP_FUZZ_CHECK(vp_fuzz_terminated(u.host, sizeof(u.host)) && u.host[0] != '\0');
-	VP_FUZZ_CHECK(vp_fuzz_terminated(u.path, sizeof(u.path)));
+	/* Only http(s) owns a path, "/" at least and shorter than VP_PATH_MAX. */
+	if (u.kind == VP_KIND_HTTP || u.kind == VP_KIND_HTTPS)
+		VP_FUZZ_CHECK(u.path != NULL && u.path[0] == '/' && strlen(u.path) < VP_PATH_MAX);
+	else
+		VP_FUZZ_CHECK(u.path == NULL);
 	/* Both go into requests (the path into an HTTP request line) and
 	 * details: printable, without a space that would split the line. */
 	VP_FUZZ_CHECK(vp_fuzz_printable(u.host) && strchr(u.host, ' ') == NULL);
-	VP_FUZZ_CHECK(vp_fuzz_printable(u.path) && strchr(u.path, ' ') == NULL);
+	VP_FUZZ_CHECK(u.path == NULL || (vp_fuzz_printable(u.path) && strchr(u.path, ' ') == NULL));
 	VP_FUZZ_CHECK(u.port != 0);
+	vp_url_free(&u);
 }
 
 static void check_addrport(const char *text, uint16_t default_port)

@@ -81,10 +81,13 @@ static size_t dump_record(const json_t *rec, char **buf, size_t *cap)
 	return n;
 }
 
-static void print_json(const struct run *run)
+/* Returns -1 when a record could not be written: the output is then not
+ * complete, and check must not exit 0. */
+static int print_json(const struct run *run)
 {
 	char *buf = NULL;
 	size_t cap = 0;
+	int r = 0;
 
 	for (size_t i = 0; i < run->n_runs; i++) {
 		const struct vp_target_run *tr = &run->runs[i];
@@ -104,11 +107,13 @@ static void print_json(const struct run *run)
 			} else {
 				fprintf(stderr, "vpcprobe check: out of memory writing the record of '%s'\n",
 				        tr->target->name);
+				r = -1;
 			}
 			json_decref(rec);
 		}
 	}
 	free(buf);
+	return r;
 }
 
 static int print_table(const struct run *run)
@@ -264,6 +269,7 @@ int vp_cmd_check(int argc, char **argv)
 	struct vp_config *cfg = NULL;
 	struct run run = { 0 };
 	uint32_t timeout_ms = 0;
+	bool incomplete = false;
 	int status = VP_EXIT_USAGE;
 	int c;
 
@@ -306,10 +312,11 @@ int vp_cmd_check(int argc, char **argv)
 	if (vp_probe_once(run.cfg, run.runs, run.n_runs, "vpcprobe check") < 0)
 		goto out;
 	if (run.json)
-		print_json(&run);
+		incomplete = print_json(&run) < 0;
 	else if (print_table(&run) < 0)
 		goto out;
-	status = VP_EXIT_OK;
+	/* A record that could not be written is not an ok run either. */
+	status = incomplete ? VP_EXIT_NOT_OK : VP_EXIT_OK;
 	for (size_t i = 0; i < run.n_runs; i++) {
 		if (run.runs[i].n_results == 0)
 			status = VP_EXIT_NOT_OK;

@@ -490,7 +490,8 @@ static void status_delivery(void *arg, struct vp_status_delivery *out)
 	out->dropped_total = d->delivery.dropped;
 	out->partial_total = vp_reporter_partial_total();
 	/* rejected counts both; the reporter keeps the partialSuccess share. */
-	out->set_aside_total = d->delivery.rejected - out->partial_total;
+	out->set_aside_total = d->delivery.rejected >= out->partial_total ?
+	                       d->delivery.rejected - out->partial_total : 0;
 	out->corrupt_total = d->delivery.corrupt;
 	out->torn_total = d->delivery.torn;
 	snprintf(out->last_error, sizeof(out->last_error), "%s", d->delivery.last_error);

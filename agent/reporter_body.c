@@ -13,6 +13,7 @@
 
 #include "agent/record.h"
 #include "agent/reporter.h"
+#include "probes/wire.h"
 #include "vp_build.h"
 
 #define SEV_INFO 9
@@ -295,7 +296,11 @@ uint64_t vp_report_otlp_rejected_key(const char *answer, size_t len, const char 
 	const char *m = json_string_value(json_object_get(ps, "errorMessage"));
 	uint64_t n = 0;
 
-	snprintf(msg, msglen, "%s", m ? m : "");
+	/* The collector's words go to the log: escaped, never raw. */
+	if (msglen > 0)
+		msg[0] = '\0';
+	if (m)
+		(void)vp_escape(m, strlen(m), msg, msglen);
 	if (!root)
 		n = rejected_in_text(answer, len, key);
 	else if (json_is_string(v))

@@ -345,8 +345,9 @@ static void parse_agent_url(struct loader *ld, const char *path, json_t *v, void
 		              "such as \"http://10.20.0.5:9464\"", s);
 		return;
 	}
-	/* The runner appends /api/v1/listeners?port=N itself. */
-	if (!bare) {
+	/* The runner appends /api/v1/listeners?port=N itself, so nothing may
+	 * follow the authority: no path, no query, no fragment. */
+	if (!bare || strpbrk(s, "?#") != NULL) {
 		vp_cfg_report(ld, path, "'%.80s': expected the agent's base URL without a path, such as "
 		              "\"http://10.20.0.5:9464\"", s);
 		return;

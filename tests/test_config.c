@@ -1085,6 +1085,10 @@ static const struct agent_case agent_cases[] = {
 	{ "'http://198.18.0.2:9464/api'", NULL, 0, false, "targets[0].agent_url: "
 	  "'http://198.18.0.2:9464/api': expected the agent's base URL without a path" },
 	{ "'http://198.18.0.2:9464/?port=1'", NULL, 0, false, "without a path" },
+	/* The URL parser drops a fragment; the agent would then ask for '/'. */
+	{ "'http://198.18.0.2:9464#x'", NULL, 0, false, "targets[0].agent_url: "
+	  "'http://198.18.0.2:9464#x': expected the agent's base URL without a path" },
+	{ "'http://198.18.0.2:9464?x'", NULL, 0, false, "without a path" },
 	{ "'http://u:Zq9@198.18.0.2:9464'", NULL, 0, false, "credentials are not accepted" },
 	{ "'http://198.18.0.2:99999'", NULL, 0, false, "targets[0].agent_url: " },
 	{ "''", NULL, 0, false, "targets[0].agent_url: empty string" },

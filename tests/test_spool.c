@@ -839,6 +839,9 @@ static const struct partial_case partial_cases[] = {
 	/* cut by the answer's bound: no longer JSON, the count still found */
 	{ "{\"partialSuccess\": {\"rejectedLogRecords\": \"12\", \"errorMessage\": \"aaaa", 12, "" },
 	{ "{\"partialSuccess\": {\"errorMessage\": \"aaaa", 0, "" },
+	/* the collector's words reach the log escaped: no terminal escapes */
+	{ "{\"partialSuccess\": {\"rejectedLogRecords\": 1, \"errorMessage\": "
+	  "\"\\u001b[31mred\\u0007 caf\\u00e9\"}}", 1, "\\x1b[31mred\\x07 caf\\xc3\\xa9" },
 };
 
 START_TEST(test_partial)

@@ -270,66 +270,89 @@ static uint16_t slow_dns_start(uv_loop_t *loop, struct slow_dns *d)
 	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
-/* A name that resolves only after SLOW_DNS_MS to 127.0.0.1, on a port that
- * is bound but does not listen (RST): the record's total covers the DNS
- * wait and the connect, counted from the run's start, not from the connect's
- * (which said about 0.1 ms for a run of 200 ms and more), and the record
- * keeps its DNS time (it said null). */
-START_TEST(test_total_from_run_start)
+/* One run of target "t", tcp://slow.runner-test.internal:PORT: the name
+ * resolves only after SLOW_DNS_MS to 127.0.0.1, and PORT is bound but does
+ * not listen (RST). */
+struct slow_run {
+	uv_loop_t loop;
+	struct slow_dns dns;
+	struct vp_config *cfg;
+	struct vp_runner *r;
+	struct vp_target_run tr;
+	int fd;                    /* the refused port, held until the end */
+};
+
+static const struct vp_probe_result *slow_run_once(struct slow_run *s, uint32_t timeout_ms)
 {
 	char json[512], err[1024] = "";
-	struct vp_config *cfg = NULL;
-	struct vp_target_run tr = { .timeout_ms = 2000, .done = on_done };
-	struct vp_probe_result *res;
-	struct slow_dns dns = { .answered = 0 };
 	struct sockaddr_in sin;
 	socklen_t sl = sizeof(sin);
-	struct vp_runner *r;
-	uv_loop_t loop;
-	bool closed = false;
-	int fd;
 
-	/* The refused port: bound, never listening, held until the end. */
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(fd, 0);
+	memset(s, 0, sizeof(*s));
+	s->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(s->fd, 0);
 	ck_assert_int_eq(uv_ip4_addr("127.0.0.1", 0, &sin), 0);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+	ck_assert_int_eq(bind(s->fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(getsockname(s->fd, (struct sockaddr *)&sin, &sl), 0);
 
-	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	ck_assert_int_eq(uv_loop_init(&s->loop), 0);
 	snprintf(json, sizeof(json), "{\"agent\": {\"dns_servers\": [\"127.0.0.1:%u\"]}, "
 	         "\"targets\": [{\"name\": \"t\", \"url\": \"tcp://slow.runner-test.internal:%u\"}]}",
-	         (unsigned)slow_dns_start(&loop, &dns), (unsigned)ntohs(sin.sin_port));
-	ck_assert_msg(vp_config_load_string(json, "t.json", &cfg, err, sizeof(err)) == 0, "%s", err);
-	r = vp_runner_new(&loop, cfg);
-	ck_assert_ptr_nonnull(r);
-	tr.target = &cfg->targets[0];
+	         (unsigned)slow_dns_start(&s->loop, &s->dns), (unsigned)ntohs(sin.sin_port));
+	ck_assert_msg(vp_config_load_string(json, "t.json", &s->cfg, err, sizeof(err)) == 0, "%s",
+	              err);
+	s->r = vp_runner_new(&s->loop, s->cfg);
+	ck_assert_ptr_nonnull(s->r);
+	s->tr.timeout_ms = timeout_ms;
+	s->tr.done = on_done;
+	s->tr.target = &s->cfg->targets[0];
 	runs_done = 0;
-	vp_runner_start(r, &tr);
-	while (runs_done == 0 && uv_run(&loop, UV_RUN_ONCE) != 0)
+	vp_runner_start(s->r, &s->tr);
+	while (runs_done == 0 && uv_run(&s->loop, UV_RUN_ONCE) != 0)
 		continue;
 	ck_assert_int_eq(runs_done, 1);
-	ck_assert_uint_eq(tr.n_results, 1);
-	res = &tr.results[0];
+	ck_assert_uint_eq(s->tr.n_results, 1);
+	return &s->tr.results[0];
+}
+
+static void slow_run_end(struct slow_run *s)
+{
+	bool closed = false;
+
+	/* The late answers go out before the server closes (a readiness
+	 * check, not a sleep): a send on a closing handle would fail. */
+	while (s->dns.answered < s->dns.asked && uv_run(&s->loop, UV_RUN_ONCE) != 0)
+		continue;
+	vp_target_run_clear(&s->tr);
+	vp_runner_close(s->r, on_closed, &closed);
+	uv_close((uv_handle_t *)&s->dns.udp, NULL);
+	ck_assert_int_eq(uv_run(&s->loop, UV_RUN_DEFAULT), 0);
+	ck_assert(closed);
+	vp_runner_free(s->r);
+	vp_config_free(s->cfg);
+	ck_assert_int_eq(uv_loop_close(&s->loop), 0);
+	close(s->fd);
+}
+
+/* The record's total covers the DNS wait and the connect, counted from the
+ * run's start, not from the connect's (which said about 0.1 ms for a run of
+ * 200 ms and more), and the record keeps its DNS time (it said null). */
+START_TEST(test_total_from_run_start)
+{
+	struct slow_run s;
+	const struct vp_probe_result *res = slow_run_once(&s, 2000);
+
 	ck_assert_msg(res->v.verdict == VP_VERDICT_REFUSED, "%s %s: %s", vp_verdict_name(res->v.verdict),
 	              vp_verdict_reason(&res->v), res->v.detail);
 	/* The server answered no sooner than SLOW_DNS_MS after the run began. */
 	ck_assert_msg(res->dns_ms >= SLOW_DNS_MS, "dns %.3f ms", res->dns_ms);
 	ck_assert_msg(res->total_ms >= res->dns_ms, "total %.3f ms, dns %.3f ms", res->total_ms, res->dns_ms);
 	/* From the run's start to the submit, then the probe's own time. */
-	ck_assert(tr.submit_ns >= tr.start_ns && res->start_ns >= tr.submit_ns && res->end_ns >= res->start_ns);
-	ck_assert_double_eq_tol(res->total_ms, (double)(tr.submit_ns - tr.start_ns) / 1e6 +
+	ck_assert(s.tr.submit_ns >= s.tr.start_ns && res->start_ns >= s.tr.submit_ns &&
+	          res->end_ns >= res->start_ns);
+	ck_assert_double_eq_tol(res->total_ms, (double)(s.tr.submit_ns - s.tr.start_ns) / 1e6 +
 	                        (double)(res->end_ns - res->start_ns) / 1e6, 1e-6);
-
-	vp_target_run_clear(&tr);
-	vp_runner_close(r, on_closed, &closed);
-	uv_close((uv_handle_t *)&dns.udp, NULL);
-	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-	ck_assert(closed);
-	vp_runner_free(r);
-	vp_config_free(cfg);
-	ck_assert_int_eq(uv_loop_close(&loop), 0);
-	close(fd);
+	slow_run_end(&s);
 }
 END_TEST
 
@@ -356,40 +379,9 @@ static const struct budget_row budget_rows[] = {
 START_TEST(test_dns_budget)
 {
 	const struct budget_row *row = &budget_rows[_i];
-	char json[512], err[1024] = "";
-	struct vp_config *cfg = NULL;
-	struct vp_target_run tr = { .timeout_ms = row->timeout_ms, .done = on_done };
-	struct vp_probe_result *res;
-	struct slow_dns dns = { .answered = 0 };
-	struct sockaddr_in sin;
-	socklen_t sl = sizeof(sin);
-	struct vp_runner *r;
-	uv_loop_t loop;
-	bool closed = false;
-	int fd;
+	struct slow_run s;
+	const struct vp_probe_result *res = slow_run_once(&s, row->timeout_ms);
 
-	/* The refused port: bound, never listening, held until the end. */
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(uv_ip4_addr("127.0.0.1", 0, &sin), 0);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
-
-	ck_assert_int_eq(uv_loop_init(&loop), 0);
-	snprintf(json, sizeof(json), "{\"agent\": {\"dns_servers\": [\"127.0.0.1:%u\"]}, "
-	         "\"targets\": [{\"name\": \"t\", \"url\": \"tcp://slow.runner-test.internal:%u\"}]}",
-	         (unsigned)slow_dns_start(&loop, &dns), (unsigned)ntohs(sin.sin_port));
-	ck_assert_msg(vp_config_load_string(json, "t.json", &cfg, err, sizeof(err)) == 0, "%s", err);
-	r = vp_runner_new(&loop, cfg);
-	ck_assert_ptr_nonnull(r);
-	tr.target = &cfg->targets[0];
-	runs_done = 0;
-	vp_runner_start(r, &tr);
-	while (runs_done == 0 && uv_run(&loop, UV_RUN_ONCE) != 0)
-		continue;
-	ck_assert_int_eq(runs_done, 1);
-	ck_assert_uint_eq(tr.n_results, 1);
-	res = &tr.results[0];
 	if (row->dns_in_time) {
 		ck_assert_msg(res->v.verdict == VP_VERDICT_REFUSED, "%s %s: %s",
 		              vp_verdict_name(res->v.verdict), vp_verdict_reason(&res->v), res->v.detail);
@@ -400,20 +392,7 @@ START_TEST(test_dns_budget)
 		ck_assert_msg(strstr(res->v.detail, row->detail_has), "detail '%s' lacks '%s'",
 		              res->v.detail, row->detail_has);
 	}
-	/* The late answers go out before the server closes (a readiness
-	 * check, not a sleep): a send on a closing handle would fail. */
-	while (dns.answered < dns.asked && uv_run(&loop, UV_RUN_ONCE) != 0)
-		continue;
-
-	vp_target_run_clear(&tr);
-	vp_runner_close(r, on_closed, &closed);
-	uv_close((uv_handle_t *)&dns.udp, NULL);
-	ck_assert_int_eq(uv_run(&loop, UV_RUN_DEFAULT), 0);
-	ck_assert(closed);
-	vp_runner_free(r);
-	vp_config_free(cfg);
-	ck_assert_int_eq(uv_loop_close(&loop), 0);
-	close(fd);
+	slow_run_end(&s);
 }
 END_TEST
 

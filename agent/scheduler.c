@@ -41,6 +41,13 @@ static int64_t realtime_ms(void)
 
 static void on_due(uv_timer_t *t);
 
+uint64_t vp_sched_first_offset(size_t i, size_t n, uint64_t interval_ms)
+{
+	uint64_t off = n ? interval_ms * i / n : 0;
+
+	return off - off % VP_SCHED_STEP_MS;
+}
+
 static void arm(struct vp_sched_target *st)
 {
 	uint64_t now = uv_now(st->sched->loop);
@@ -175,7 +182,12 @@ static struct vp_sched_target *find_previous(struct vp_scheduler *prev, const st
 
 void vp_scheduler_start(struct vp_scheduler *s, struct vp_scheduler *previous)
 {
-	uint64_t now = uv_now(s->loop);
+	uint64_t now;
+
+	/* The loop's cached time is from before the config was loaded and the
+	 * listeners bound: the first step would start late by all of that. */
+	uv_update_time(s->loop);
+	now = uv_now(s->loop);
 
 	s->started = true;
 	for (size_t i = 0; i < s->n; i++) {
@@ -197,9 +209,8 @@ void vp_scheduler_start(struct vp_scheduler *s, struct vp_scheduler *previous)
 			if (st->runs)
 				s->n_ready++;
 		}
-		/* Spread the first runs over the interval: target i of n starts
-		 * i/n of the way through it. */
-		st->due_ms = now + interval_ms * i / (s->n ? s->n : 1);
+		/* Spread the first runs over the interval, on the grid. */
+		st->due_ms = now + vp_sched_first_offset(i, s->n, interval_ms);
 		arm(st);
 	}
 }

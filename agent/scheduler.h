@@ -27,6 +27,16 @@ struct vp_sched_target {
 	uint64_t late_ms_max;             /* worst start lateness seen */
 };
 
+/* The first runs are spread over the interval on a grid of this step, so
+ * that targets whose turns fall in one step start together and share the
+ * loop's wakeups (and the kernel's warm caches) instead of each waking the
+ * agent alone. A target's later runs stay on its step: due += interval. */
+#define VP_SCHED_STEP_MS 100
+
+/* When target i of n first runs, in ms after the schedule starts: i/n of the
+ * way through its interval, rounded down to the grid. */
+uint64_t vp_sched_first_offset(size_t i, size_t n, uint64_t interval_ms);
+
 /* Called after every run of a target, with its results in st->last. */
 typedef void (*vp_sched_cb)(struct vp_sched_target *st, void *arg);
 

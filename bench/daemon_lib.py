@@ -379,11 +379,15 @@ def run_starts(records, clock):
     return starts
 
 
+SCHED_STEP_MS = 100  # agent/scheduler.h VP_SCHED_STEP_MS
+
+
 def schedule_lateness(starts, order, interval_ms):
     """Start lateness of every run, two ways (see bench/daemon's help):
     'own' against the target's own earliest slot, 'common' against one start
     time for all targets plus the agent's spread (target i of n is due
-    i * interval / n ms after the start, scheduler.c). Returns the runs as
+    i * interval / n ms after the start, rounded down to 100 ms steps,
+    scheduler.c). Returns the runs as
     (start, own, common) in monotonic ms, and the slots skipped."""
     n = len(order)
     per = []
@@ -397,11 +401,15 @@ def schedule_lateness(starts, order, interval_ms):
     runs, skipped = [], 0
     if not per:
         return runs, skipped
-    t0 = min(d - (interval_ms * i // n) for i, _, _, _, d in per)
+    def first(i):  # scheduler.c's vp_sched_first_offset
+        off = interval_ms * i // n
+        return off - off % SCHED_STEP_MS
+
+    t0 = min(d - first(i) for i, _, _, _, d in per)
     for i, s, ks, v, d in per:
         skipped += sum(1 for a, b in zip(ks, ks[1:]) if b - a != 1)
         for t, k, vv in zip(s, ks, v):
-            runs.append((t, vv - d, t - (t0 + interval_ms * i // n + k * interval_ms)))
+            runs.append((t, vv - d, t - (t0 + first(i) + k * interval_ms)))
     return runs, skipped
 
 

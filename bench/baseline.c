@@ -2,7 +2,15 @@
  * against. Plain libc: non-blocking connect(), one epoll, one timerfd.
  *
  *   epoll-baseline --addr ADDR --ports LO-HI --count N --in-flight K
- *                  --timeout-ms T [--json]
+ *                  --timeout-ms T [--json] [--recverr]
+ *
+ * --recverr does the kernel work vpcprobe does for its ICMP evidence, so the
+ * benchmark can tell how much of the gap that evidence is: IP_RECVERR
+ * (IPV6_RECVERR) set on every socket before connect(), and one recvmsg()
+ * from the error queue for every probe whose connect failed, as
+ * probes/tcp.c does: two syscalls more per refused probe, one per other
+ * probe. The report adds how many failures found an ICMP error queued (a
+ * REJECT rule's; a RST queues nothing).
  *
  * Every probe has the same timeout, so the probes in flight, kept in the
  * order they started, are also in deadline order: a doubly linked FIFO gives
@@ -15,6 +23,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <linux/errqueue.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -51,6 +60,7 @@ struct bench {
 	uint64_t started, done;
 	uint16_t next_port;
 	uint64_t ok, refused, timeout, other;
+	uint64_t icmp;         /* --recverr: failures with an ICMP error queued */
 	int64_t *late_ns;      /* owned, 'count' entries, one per timeout */
 	uint64_t t_first, t_last;
 	int first_other_err;   /* reported on stderr to explain "other" */
@@ -105,6 +115,44 @@ static void count_err(struct bench *b, int err)
 	b->t_last = now_ns();
 }
 
+/* --recverr: reads the one message the error queue may hold for a failed
+ * connect and counts it when an ICMP error put it there. An empty queue
+ * (EAGAIN) is the common case, a RST, and costs the syscall all the same. */
+static void read_errqueue(struct bench *b, int fd)
+{
+	char data[64];
+	char control[256];
+	struct sockaddr_storage from;
+	struct iovec iov = { .iov_base = data, .iov_len = sizeof(data) };
+	struct msghdr msg = {
+		.msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = control, .msg_controllen = sizeof(control),
+	};
+
+	if (recvmsg(fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+		return;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm)) {
+		const struct sock_extended_err *ee;
+
+		if (!(cm->cmsg_level == SOL_IP && cm->cmsg_type == IP_RECVERR) &&
+		    !(cm->cmsg_level == SOL_IPV6 && cm->cmsg_type == IPV6_RECVERR))
+			continue;
+		ee = (const struct sock_extended_err *)CMSG_DATA(cm);
+		if (ee->ee_origin == SO_EE_ORIGIN_ICMP || ee->ee_origin == SO_EE_ORIGIN_ICMP6)
+			b->icmp++;
+		return;
+	}
+}
+
+static int set_recverr(int fd, int family)
+{
+	int one = 1;
+
+	if (family == AF_INET6)
+		return setsockopt(fd, SOL_IPV6, IPV6_RECVERR, &one, sizeof(one));
+	return setsockopt(fd, SOL_IP, IP_RECVERR, &one, sizeof(one));
+}
+
 /* Ends probe 'i' with the socket's verdict or, when 'expired' is set, as a
  * timeout that was due at its deadline. */
 static void slot_end(struct bench *b, uint32_t i, bool expired)
@@ -123,6 +171,8 @@ static void slot_end(struct bench *b, uint32_t i, bool expired)
 
 		if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
 			err = errno;
+		if (err != 0 && b->o->recverr)
+			read_errqueue(b, s->fd);
 		count_err(b, err);
 	}
 	fifo_remove(b, i);
@@ -155,14 +205,26 @@ static void probe_start(struct bench *b)
 		count_err(b, errno);
 		return;
 	}
+	if (o->recverr && set_recverr(fd, o->addr.ss_family) != 0) {
+		count_err(b, errno);
+		(void)close(fd);
+		return;
+	}
 	if (connect(fd, (struct sockaddr *)&sa, o->addrlen) == 0) {
 		count_err(b, 0);
 		(void)close(fd);
 		return;
 	}
 	if (errno != EINPROGRESS) {
-		/* Loopback may answer the SYN before connect() returns. */
-		count_err(b, errno);
+		int err = errno;
+
+		/* Loopback may answer the SYN before connect() returns. libuv hands
+		 * that ECONNREFUSED to the connect callback, where vpcprobe reads
+		 * the error queue as for any failed connect; other errors here
+		 * fail its setup, which does not. */
+		if (err == ECONNREFUSED && o->recverr)
+			read_errqueue(b, fd);
+		count_err(b, err);
 		(void)close(fd);
 		return;
 	}
@@ -247,7 +309,8 @@ static void report(struct bench *b)
 {
 	struct bench_counts c = {
 		.done = b->done, .ok = b->ok, .refused = b->refused, .timeout = b->timeout,
-		.other = b->other, .late_ns = b->late_ns, .t_first_ns = b->t_first, .t_last_ns = b->t_last,
+		.other = b->other, .icmp = b->icmp, .late_ns = b->late_ns,
+		.t_first_ns = b->t_first, .t_last_ns = b->t_last,
 	};
 
 	if (b->first_other_err != 0)

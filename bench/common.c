@@ -14,7 +14,7 @@ static const char *prog_name = "bench";
 static void usage(void)
 {
 	fprintf(stderr, "usage: %s --addr ADDR --ports LO-HI --count N "
-	        "--in-flight K --timeout-ms T [--json]\n", prog_name);
+	        "--in-flight K --timeout-ms T [--json] [--recverr]\n", prog_name);
 	exit(2);
 }
 
@@ -83,6 +83,10 @@ void bench_parse_args(const char *prog, int argc, char **argv, struct bench_opts
 			o->json = true;
 			continue;
 		}
+		if (strcmp(a, "--recverr") == 0) {
+			o->recverr = true;
+			continue;
+		}
 		if (i + 1 >= argc)
 			usage();
 		if (strcmp(a, "--addr") == 0) {
@@ -140,6 +144,7 @@ void bench_report(const char *program, const struct bench_opts *o, struct bench_
 	struct rusage ru;
 	double wall, user, sys;
 	char late[256];
+	char recverr[64] = "";
 
 	(void)getrusage(RUSAGE_SELF, &ru); /* cannot fail for RUSAGE_SELF */
 	wall = (double)(c->t_last_ns - c->t_first_ns) / 1e9;
@@ -153,17 +158,21 @@ void bench_report(const char *program, const struct bench_opts *o, struct bench_
 	} else {
 		snprintf(late, sizeof(late), "null");
 	}
+	if (o->recverr)
+		snprintf(recverr, sizeof(recverr),
+		         o->json ? ",\"recverr\":true,\"icmp_errors\":%" PRIu64
+		                 : "recverr 1\nicmp_errors %" PRIu64 "\n", c->icmp);
 	printf(o->json ? "{\"program\":\"%s\",\"probes\":%" PRIu64 ",\"wall_s\":%.6f,"
 	                 "\"probes_per_s\":%.1f,\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,"
 	                 "\"cpu_s_per_1000\":%.5f,\"peak_rss_kb\":%ld,\"refused\":%" PRIu64 ","
 	                 "\"ok\":%" PRIu64 ",\"timeout\":%" PRIu64 ",\"other\":%" PRIu64 ","
-	                 "\"lateness_ms\":%s}\n"
+	                 "\"lateness_ms\":%s%s}\n"
 	               : "program %s\nprobes %" PRIu64 "\nwall_s %.6f\n"
 	                 "probes_per_s %.1f\ncpu_user_s %.3f\ncpu_sys_s %.3f\n"
 	                 "cpu_s_per_1000 %.5f\npeak_rss_kb %ld\nrefused %" PRIu64 "\n"
 	                 "ok %" PRIu64 "\ntimeout %" PRIu64 "\nother %" PRIu64 "\n"
-	                 "lateness_ms %s\n",
+	                 "lateness_ms %s\n%s",
 	       program, c->done, wall, wall > 0 ? (double)c->done / wall : 0.0, user, sys,
 	       (user + sys) * 1000.0 / (double)c->done, ru.ru_maxrss, c->refused, c->ok,
-	       c->timeout, c->other, late);
+	       c->timeout, c->other, late, recverr);
 }

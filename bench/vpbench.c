@@ -5,6 +5,8 @@
  *           --timeout-ms T [--json]
  *
  * prints the same JSON line as epoll-baseline with "program":"vpcprobe-engine".
+ * It refuses epoll-baseline's --recverr: the engine always sets IP_RECVERR
+ * and reads the error queue of a failed connect.
  *
  * Requests are submitted lazily so that memory stays flat however large N
  * is: at most min(N, 2K) request structs exist, all allocated at start in one
@@ -124,6 +126,11 @@ int main(int argc, char **argv)
 	int r;
 
 	bench_parse_args("vpbench", argc, argv, &o);
+	if (o.recverr) {
+		fprintf(stderr, "vpbench: --recverr is epoll-baseline's: vpcprobe's engine always "
+		        "sets IP_RECVERR and reads the error queue\n");
+		return 2;
+	}
 	bench_raise_nofile("vpbench");
 	b.o = &o;
 	b.next_port = o.port_lo;

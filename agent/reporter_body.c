@@ -6,6 +6,7 @@
  * AnyValue ({"stringValue": ...}, {"intValue": "..."}, {"doubleValue": ...},
  * {"boolValue": ...}). */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,31 +226,76 @@ static json_t *instance_json(const struct vp_instance *in)
 	return o;
 }
 
-static json_t *json_body(const struct vp_report_ctx *ctx, const struct vp_spool_batch *b)
+/* The json format's body: {"agent","batch","results":[...],"instance"}. The
+ * results go in as the spool holds them: each was dumped compact from a JSON
+ * object and its frame's CRC matched, so parsing and dumping it again would
+ * only cost the loop time (and round its reals anew). A payload that is not
+ * an object's text is left out, as the parser used to leave it. */
+static char *json_body(const struct vp_report_ctx *ctx, const struct vp_spool_batch *b,
+                       size_t *len)
 {
-	json_t *results = json_array();
-	json_t *body;
+	static const char results[] = ",\"results\":[", instance[] = ",\"instance\":";
+	json_t *head = json_pack("{s:s,s:I}", "agent", ctx->agent, "batch", (json_int_t)b->id);
+	json_t *in = ctx->instance && vp_instance_known(ctx->instance) ?
+	             instance_json(ctx->instance) : NULL;
+	char *h = head ? json_dumps(head, VP_RECORD_DUMP_FLAGS) : NULL;
+	char *it = in ? json_dumps(in, VP_RECORD_DUMP_FLAGS) : NULL;
+	char *out = NULL, *p;
+	size_t hl, total;
+	bool first = true;
 
+	json_decref(head);
+	json_decref(in);
+	if (!h || (in && !it))
+		goto done;
+	hl = strlen(h) - 1;  /* without its closing brace */
+	total = hl + sizeof(results) + 1 + (it ? sizeof(instance) + strlen(it) : 0) + 2;
+	for (size_t i = 0; i < b->n; i++)
+		total += b->recs[i].len + 1;
+	out = malloc(total);
+	if (!out)
+		goto done;
+	p = out;
+	memcpy(p, h, hl);
+	p += hl;
+	memcpy(p, results, sizeof(results) - 1);
+	p += sizeof(results) - 1;
 	for (size_t i = 0; i < b->n; i++) {
-		json_t *rec = json_loadb(b->recs[i].data, b->recs[i].len, 0, NULL);
+		const struct vp_spool_record *r = &b->recs[i];
 
-		if (json_is_object(rec))
-			json_array_append(results, rec);
-		json_decref(rec);
+		if (r->len < 2 || r->data[0] != '{' || r->data[r->len - 1] != '}')
+			continue;
+		if (!first)
+			*p++ = ',';
+		memcpy(p, r->data, r->len);
+		p += r->len;
+		first = false;
 	}
-	body = json_pack("{s:s,s:I,s:o}", "agent", ctx->agent, "batch", (json_int_t)b->id,
-	                 "results", results);
-	if (body && ctx->instance && vp_instance_known(ctx->instance))
-		json_object_set_new(body, "instance", instance_json(ctx->instance));
-	return body;
+	*p++ = ']';
+	if (it) {
+		memcpy(p, instance, sizeof(instance) - 1);
+		p += sizeof(instance) - 1;
+		memcpy(p, it, strlen(it));
+		p += strlen(it);
+	}
+	*p++ = '}';
+	*p = '\0';
+	*len = (size_t)(p - out);
+done:
+	free(h);
+	free(it);
+	return out;
 }
 
 char *vp_report_body(const struct vp_report_ctx *ctx, const struct vp_spool_batch *b,
                      size_t *len)
 {
-	json_t *body = ctx->format == VP_COLLECTOR_OTLP ? otlp_body(ctx, b) : json_body(ctx, b);
+	json_t *body;
 	char *text;
 
+	if (ctx->format != VP_COLLECTOR_OTLP)
+		return json_body(ctx, b, len);
+	body = otlp_body(ctx, b);
 	if (!body)
 		return NULL;
 	text = json_dumps(body, VP_RECORD_DUMP_FLAGS);

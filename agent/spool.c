@@ -36,6 +36,15 @@ uint64_t vp_spool_segment_bytes(uint64_t max_bytes)
 
 /* ---- segments ---- */
 
+/* Closes the reader's segment; what the window held goes with it. */
+static void close_reader(struct vp_spool *sp)
+{
+	if (sp->rfd >= 0)
+		close(sp->rfd);
+	sp->rfd = -1;
+	sp->win_len = 0;
+}
+
 /* Deletes the oldest segment: acknowledged, or 'dropped' unsent (then its
  * unsent records are counted and logged). */
 void vp__remove_front(struct vp_spool *sp, bool dropped)
@@ -61,9 +70,7 @@ void vp__remove_front(struct vp_spool *sp, bool dropped)
 	if (sp->read_seg > 0) {
 		sp->read_seg--;
 	} else {
-		if (sp->rfd >= 0)
-			close(sp->rfd);
-		sp->rfd = -1;
+		close_reader(sp);
 		sp->read_off = 0;
 	}
 	sp->dirty_dir = true;
@@ -213,11 +220,40 @@ static int open_reader(struct vp_spool *sp)
 	return sp->rfd < 0 ? -errno : 0;
 }
 
+/* The frame at the reader's offset, from the window when it holds the whole
+ * frame; otherwise the window is refilled from that offset. What the window
+ * holds never changes: segments only grow, and it is emptied whenever the
+ * reader's descriptor is closed. A frame larger than the window is read on
+ * its own (vp__frame_at). */
+static int window_frame(struct vp_spool *sp, uint64_t end, struct vp_spool_frame *f)
+{
+	uint64_t off = sp->read_off;
+
+	for (int pass = 0; pass < 2; pass++) {
+		if (off >= sp->win_off && off < sp->win_off + sp->win_len) {
+			size_t at = (size_t)(off - sp->win_off);
+			int st = vp_spool_frame_parse(sp->window + at, sp->win_len - at, f);
+
+			/* Short at the end of what is written: nothing more now. */
+			if (st != VP_SPOOL_FRAME_SHORT || sp->win_off + sp->win_len >= end)
+				return st;
+			if (at == 0)
+				break;
+		}
+		size_t want = end - off < VP_SPOOL_WINDOW ? (size_t)(end - off) : VP_SPOOL_WINDOW;
+		ssize_t n = vp__pread_full(sp->rfd, sp->window, want, off);
+
+		sp->win_off = off;
+		sp->win_len = n > 0 ? (size_t)n : 0;
+		if (n <= 0)
+			return n < 0 ? (int)n : VP_SPOOL_FRAME_SHORT;
+	}
+	return vp__frame_at(sp, sp->rfd, off, end, f);
+}
+
 static void next_segment(struct vp_spool *sp)
 {
-	if (sp->rfd >= 0)
-		close(sp->rfd);
-	sp->rfd = -1;
+	close_reader(sp);
 	sp->read_seg++;
 	sp->read_off = 0;
 }
@@ -257,7 +293,7 @@ static int read_step(struct vp_spool *sp, struct vp_spool_frame *f)
 		return VP_SPOOL_FRAME_BAD;
 	}
 	if (st == 0)
-		st = vp__frame_at(sp, sp->rfd, sp->read_off, s->size, f);
+		st = window_frame(sp, s->size, f);
 	if (st == VP_SPOOL_FRAME_OK || st < 0)
 		return st;
 	st = skip_bad(sp, s);
@@ -522,9 +558,7 @@ void vp_spool_close(struct vp_spool *sp, void (*closed)(void *arg), void *arg)
 	 * the directory at once; this one only syncs and closes from now on. */
 	close(sp->lockfd);
 	sp->lockfd = -1;
-	if (sp->rfd >= 0)
-		close(sp->rfd);
-	sp->rfd = -1;
+	close_reader(sp);
 	if (sp->wfd >= 0)
 		retire(sp, sp->wfd);
 	sp->wfd = -1;
@@ -549,6 +583,7 @@ struct vp_spool *vp_spool_free(struct vp_spool *sp)
 	free(sp->segs);
 	free(sp->dir);
 	free(sp->scratch);
+	free(sp->window);
 	free(sp);
 	return NULL;
 }

@@ -64,6 +64,9 @@ struct vp_spool {
 	bool dirty_data, dirty_dir, dirty_state;
 	bool rotate_soon;                /* the active segment's start is acknowledged */
 	uint8_t *scratch;                /* owned: one frame, header and payload */
+	uint8_t *window;                 /* owned: VP_SPOOL_WINDOW bytes of the reader's segment */
+	uint64_t win_off;                /* the file offset of window[0] */
+	size_t win_len;                  /* bytes in it; 0 whenever rfd is not the segment read */
 	uv_timer_t timer;
 	struct sync_job job;
 	bool working;                    /* 'job' is on the thread pool */
@@ -73,6 +76,10 @@ struct vp_spool {
 	void (*closed)(void *arg);
 	void *closed_arg;                /* borrowed */
 };
+
+/* The reader reads this much of a segment at once and takes the frames in
+ * it from memory: one pread for a batch instead of two a frame. */
+#define VP_SPOOL_WINDOW (64 * 1024)
 
 /* spool_frame.c */
 ssize_t vp__pread_full(int fd, void *buf, size_t len, uint64_t off);

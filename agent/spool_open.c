@@ -246,9 +246,10 @@ int vp_spool_open(uv_loop_t *loop, const char *state_dir, uint64_t max_bytes,
 	sp->max_bytes = max_bytes;
 	sp->seg_bytes = vp_spool_segment_bytes(max_bytes);
 	sp->scratch = malloc(HDR + VP_SPOOL_RECORD_MAX);
+	sp->window = malloc(VP_SPOOL_WINDOW);
 	if (asprintf(&sp->dir, "%s/spool", state_dir) < 0)
 		sp->dir = NULL;
-	if (!sp->scratch || !sp->dir)
+	if (!sp->scratch || !sp->window || !sp->dir)
 		goto fail;
 	if (max_bytes < 2 * sp->seg_bytes) {
 		r = -EINVAL;

@@ -563,6 +563,64 @@ START_TEST(test_ack)
 }
 END_TEST
 
+/* The reader's window (VP_SPOOL_WINDOW): records of every size up to the
+ * largest, so that frames straddle the window's end and some are larger
+ * than what is left of it, read in small batches while more are appended to
+ * the same segment. Every record comes back once, in order, whole. */
+START_TEST(test_window)
+{
+	static const size_t sizes[] = { 100, VP_SPOOL_RECORD_MAX, 3000, 40, 9999, VP_SPOOL_RECORD_MAX - 1 };
+	struct fixture fx;
+	struct vp_spool_batch b;
+	int next = 0, got = 0;
+
+	fx_init(&fx);
+	fx_open(&fx, 64u << 20);  /* segments far larger than the window */
+	for (int round = 0; round < 12; round++) {
+		for (int k = 0; k < 9; k++, next++) {
+			char buf[VP_SPOOL_RECORD_MAX + 1];
+			size_t len = make_record(buf, next, sizes[next % N_ELEMS(sizes)]);
+
+			ck_assert_int_gt(vp_spool_append(fx.sp, buf, len), 0);
+		}
+		ck_assert_int_eq(vp_spool_flush(fx.sp), 0);
+		/* Read part of it now, the rest after the next round's appends. */
+		for (int reads = 0; reads < (round % 3 == 2 ? 100 : 1); reads++) {
+			ck_assert_int_eq(vp_spool_read(fx.sp, 5, 20000, &b), 0);
+			if (b.n == 0)
+				break;
+			for (size_t i = 0; i < b.n; i++, got++) {
+				int id = -1;
+
+				ck_assert_int_eq(sscanf(b.recs[i].data, "{\"i\":%d", &id), 1);
+				ck_assert_int_eq(id, got);
+				ck_assert_uint_eq(b.recs[i].len, sizes[got % N_ELEMS(sizes)]);
+				ck_assert_int_eq(memcmp(b.recs[i].data + b.recs[i].len - 2, "\"}", 2), 0);
+			}
+			ck_assert_int_eq(vp_spool_ack(fx.sp, b.id), 0);
+			vp_spool_batch_clear(&b);
+		}
+	}
+	while (got < next) {
+		ck_assert_int_eq(vp_spool_read(fx.sp, 5, 20000, &b), 0);
+		ck_assert_uint_gt(b.n, 0);
+		for (size_t i = 0; i < b.n; i++, got++) {
+			int id = -1;
+
+			ck_assert_int_eq(sscanf(b.recs[i].data, "{\"i\":%d", &id), 1);
+			ck_assert_int_eq(id, got);
+			ck_assert_uint_eq(b.recs[i].len, sizes[got % N_ELEMS(sizes)]);
+		}
+		vp_spool_batch_clear(&b);
+	}
+	ck_assert_int_eq(vp_spool_read(fx.sp, 5, 20000, &b), 0);
+	ck_assert_uint_eq(b.n, 0);
+	ck_assert_uint_eq(fx.stats.corrupt, 0);
+	fx_close(&fx);
+	fx_done(&fx);
+}
+END_TEST
+
 /* A cursor that is not one: everything is sent again, nothing is lost. */
 START_TEST(test_bad_cursor)
 {
@@ -902,6 +960,7 @@ static Suite *spool_suite(void)
 	tcase_add_loop_test(disk, test_ack, 0, N_ELEMS(ack_cases));
 	tcase_add_test(disk, test_bad_cursor);
 	tcase_add_test(disk, test_synced_only);
+	tcase_add_test(disk, test_window);
 	tcase_add_loop_test(disk, test_early_segment, 0, N_ELEMS(early_cases));
 	tcase_add_loop_test(disk, test_open, 0, N_ELEMS(open_cases));
 	tcase_add_loop_test(report, test_time_ns, 0, N_ELEMS(time_cases));

@@ -2,12 +2,24 @@
  *
  * Slots are handed out from a high-water mark first and a free list after,
  * so an engine sized for 16,000 probes touches only the memory that the
- * probes in flight actually use. */
+ * probes in flight actually use.
+ *
+ * Deadlines: libuv's timers count whole milliseconds of a loop time that is
+ * truncated when it is read, and epoll_wait() sleeps whole milliseconds from
+ * the call, so a probe's own timer ends it up to about 2 ms after its
+ * deadline. The engine therefore also keeps the probes in flight in a heap
+ * by deadline and one timerfd (CLOCK_MONOTONIC, uv_hrtime()'s clock) armed
+ * at the earliest, absolute, to the nanosecond; it expires what is due.
+ * The probes' timers stay armed as the backstop (and are all there is when
+ * no timerfd could be made). The timerfd is re-armed only for an earlier
+ * deadline, so a probe that ends early costs at most one spurious wakeup. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 #include "agent/engine.h"
 #include "agent/limits.h"
@@ -21,7 +33,10 @@ struct slot {
 	struct slot *next_free;
 	char address[46];
 	uint16_t port;
+	uint32_t heap_idx;             /* in the engine's deadline heap, or NOT_IN_HEAP */
 };
+
+#define NOT_IN_HEAP UINT32_MAX
 
 struct vp_engine {
 	uv_loop_t *loop;               /* borrowed */
@@ -39,8 +54,13 @@ struct vp_engine {
 	uv_idle_t starter;             /* active while the queue waits for the next turn */
 	struct vp_tcp_probe *to_close; /* finished probes, closed from 'checker' */
 	uint32_t started_this_turn;
+	struct slot **heap;            /* owned: probes in flight by deadline, 'max' places */
+	uint32_t n_heap;
+	int tfd;                       /* the deadline timerfd, -1: none (probe timers only) */
+	uv_poll_t tpoll;               /* watches 'tfd', referenced while the heap holds any */
+	uint64_t armed_ns;             /* the timerfd's expiry, 0: disarmed */
 	bool closing;
-	int closing_handles;           /* checker and starter, while closing */
+	int closing_handles;           /* checker, starter and tpoll, while closing */
 	void (*closed)(void *arg);       /* called with 'arg' */
 };
 
@@ -77,6 +97,105 @@ static void on_check(uv_check_t *h)
 
 	e->started_this_turn = 0;
 	close_finished(e);
+}
+
+/* ---- the deadline heap ---- */
+
+static bool earlier(const struct slot *a, const struct slot *b)
+{
+	return a->probe.deadline_ns < b->probe.deadline_ns;
+}
+
+static void heap_set(struct vp_engine *e, uint32_t i, struct slot *s)
+{
+	e->heap[i] = s;
+	s->heap_idx = i;
+}
+
+static void sift_up(struct vp_engine *e, uint32_t i)
+{
+	struct slot *s = e->heap[i];
+
+	while (i > 0 && earlier(s, e->heap[(i - 1) / 2])) {
+		heap_set(e, i, e->heap[(i - 1) / 2]);
+		i = (i - 1) / 2;
+	}
+	heap_set(e, i, s);
+}
+
+static void sift_down(struct vp_engine *e, uint32_t i)
+{
+	struct slot *s = e->heap[i];
+
+	for (;;) {
+		uint32_t c = 2 * i + 1;
+
+		if (c >= e->n_heap)
+			break;
+		if (c + 1 < e->n_heap && earlier(e->heap[c + 1], e->heap[c]))
+			c++;
+		if (!earlier(e->heap[c], s))
+			break;
+		heap_set(e, i, e->heap[c]);
+		i = c;
+	}
+	heap_set(e, i, s);
+}
+
+static void heap_remove(struct vp_engine *e, struct slot *s)
+{
+	uint32_t i = s->heap_idx;
+	struct slot *last = e->heap[--e->n_heap];
+
+	s->heap_idx = NOT_IN_HEAP;
+	if (i == e->n_heap)
+		return;
+	heap_set(e, i, last);
+	sift_down(e, i);
+	sift_up(e, last->heap_idx);
+}
+
+/* Aims the timerfd at the earliest deadline unless an earlier expiry is
+ * armed already: that one fires, finds nothing due and comes back here. */
+static void arm(struct vp_engine *e)
+{
+	struct itimerspec its = { 0 };
+	uint64_t d;
+
+	if (e->n_heap == 0) {
+		uv_unref((uv_handle_t *)&e->tpoll);
+		return;
+	}
+	uv_ref((uv_handle_t *)&e->tpoll);
+	d = e->heap[0]->probe.deadline_ns;
+	if (e->armed_ns != 0 && e->armed_ns <= d)
+		return;
+	its.it_value.tv_sec = (time_t)(d / 1000000000u);
+	its.it_value.tv_nsec = (long)(d % 1000000000u);
+	/* Cannot fail for a valid descriptor and time; if it did, the probes'
+	 * own timers still end them. */
+	if (timerfd_settime(e->tfd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
+		e->armed_ns = d;
+}
+
+static void on_deadlines(uv_poll_t *h, int status, int events)
+{
+	struct vp_engine *e = h->data;
+	uint64_t ticks, now;
+
+	(void)status;
+	(void)events;
+	/* EAGAIN when a re-arm reset it: either way it is disarmed now. */
+	(void)!read(e->tfd, &ticks, sizeof(ticks));
+	e->armed_ns = 0;
+	now = uv_hrtime();
+	while (e->n_heap > 0 && e->heap[0]->probe.deadline_ns <= now) {
+		struct slot *s = e->heap[0];
+
+		heap_remove(e, s);
+		vp_tcp_probe_expire(&s->probe, now);
+	}
+	arm(e);
 }
 
 static void on_starter(uv_idle_t *h);
@@ -129,6 +248,19 @@ struct vp_engine *vp_engine_new(uv_loop_t *loop, uint32_t max_in_flight,
 	 * referenced only while probes wait in 'to_close'. */
 	uv_check_start(&e->checker, on_check);
 	uv_unref((uv_handle_t *)&e->checker);
+	e->tfd = -1;
+	e->heap = malloc(e->max * sizeof(*e->heap));
+	if (e->heap)
+		e->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (e->tfd >= 0 && uv_poll_init(loop, &e->tpoll, e->tfd) < 0) {
+		close(e->tfd);
+		e->tfd = -1;
+	}
+	if (e->tfd >= 0) {
+		e->tpoll.data = e;
+		uv_poll_start(&e->tpoll, UV_READABLE, on_deadlines);
+		uv_unref((uv_handle_t *)&e->tpoll);
+	}
 	return e;
 }
 
@@ -188,6 +320,11 @@ static void on_probe_done(struct vp_tcp_probe *p)
 
 	if (!e->closing)
 		fill_result(s, &res);
+	if (s->heap_idx != NOT_IN_HEAP) {
+		heap_remove(e, s);
+		if (!e->closing)
+			arm(e);
+	}
 	slot_put(e, s);
 	e->in_flight--;
 	if (e->closing) {
@@ -222,8 +359,14 @@ static void start(struct vp_engine *e, struct slot *s, struct vp_probe_req *req)
 	s->probe.proto = req->proto ? req->proto : vp_proto_for(req->kind);
 	s->probe.target = req->target;
 	s->probe.close_later = close_later;
+	s->heap_idx = NOT_IN_HEAP;
 	e->in_flight++;
 	vp_tcp_probe_start(e->loop, &s->probe, sa, req->timeout_ms, on_probe_done);
+	if (e->tfd >= 0 && !s->probe.decided) {
+		heap_set(e, e->n_heap++, s);
+		sift_up(e, s->heap_idx);
+		arm(e);
+	}
 }
 
 static void pump(struct vp_engine *e)
@@ -304,6 +447,16 @@ static void on_handle_closed(uv_handle_t *h)
 	maybe_closed(e);
 }
 
+/* The descriptor goes only once libuv has stopped watching it. */
+static void on_tpoll_closed(uv_handle_t *h)
+{
+	struct vp_engine *e = h->data;
+
+	close(e->tfd);
+	e->tfd = -1;
+	on_handle_closed(h);
+}
+
 void vp_engine_close(struct vp_engine *e, void (*closed)(void *arg))
 {
 	e->closing = true;
@@ -318,12 +471,17 @@ void vp_engine_close(struct vp_engine *e, void (*closed)(void *arg))
 	e->closing_handles = 2;
 	uv_close((uv_handle_t *)&e->checker, on_handle_closed);
 	uv_close((uv_handle_t *)&e->starter, on_handle_closed);
+	if (e->tfd >= 0) {
+		e->closing_handles++;
+		uv_close((uv_handle_t *)&e->tpoll, on_tpoll_closed);
+	}
 }
 
 struct vp_engine *vp_engine_free(struct vp_engine *e)
 {
 	if (!e)
 		return NULL;
+	free(e->heap);
 	free(e->slots);
 	free(e);
 	return NULL;

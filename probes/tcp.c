@@ -364,6 +364,20 @@ static bool peer_connected(struct vp_tcp_probe *p)
 	       getpeername(fd, (struct sockaddr *)&peer, &len) == 0;
 }
 
+/* The deadline has passed at 'now': the verdict is what the probe saw by
+ * then. */
+static void expire(struct vp_tcp_probe *p, uint64_t now)
+{
+	/* The protocol tells the exact time, if it knows it, before 'done'. */
+	if (!p->connected_ns && p->proto_connects && p->tcp_open && peer_connected(p))
+		p->connected_ns = now;
+	if (p->connected_ns)
+		decide_phase(p, VP_VERDICT_TIMEOUT, VP_REASON_REPLY_TIMEOUT, ETIMEDOUT,
+		             "no complete reply before the deadline");
+	else
+		decide(p, VP_CONNECT_DEADLINE, ETIMEDOUT, NULL);
+}
+
 static void on_deadline(uv_timer_t *t)
 {
 	struct vp_tcp_probe *p = t->data;
@@ -379,14 +393,13 @@ static void on_deadline(uv_timer_t *t)
 		uv_timer_start(t, on_deadline, rest, 0);
 		return;
 	}
-	/* The protocol tells the exact time, if it knows it, before 'done'. */
-	if (!p->connected_ns && p->proto_connects && p->tcp_open && peer_connected(p))
-		p->connected_ns = now;
-	if (p->connected_ns)
-		decide_phase(p, VP_VERDICT_TIMEOUT, VP_REASON_REPLY_TIMEOUT, ETIMEDOUT,
-		             "no complete reply before the deadline");
-	else
-		decide(p, VP_CONNECT_DEADLINE, ETIMEDOUT, NULL);
+	expire(p, now);
+}
+
+void vp_tcp_probe_expire(struct vp_tcp_probe *p, uint64_t now_ns)
+{
+	if (!p->decided && now_ns >= p->deadline_ns)
+		expire(p, now_ns);
 }
 
 static int set_recverr(struct vp_tcp_probe *p, int family)

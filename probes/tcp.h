@@ -90,6 +90,13 @@ void vp_tcp_deliver(struct vp_tcp_probe *p, const uint8_t *buf, size_t len);
 /* Closes a finished probe's handles (see close_later). */
 void vp_tcp_probe_close(struct vp_tcp_probe *p);
 
+/* Ends the probe at its deadline, as its own timer would, when 'now_ns'
+ * (uv_hrtime()) is at or past p->deadline_ns and the probe has not decided;
+ * otherwise does nothing. For an owner that watches deadlines with a finer
+ * clock than libuv's millisecond timers (the engine's timerfd): the probe's
+ * timer stays armed as the backstop. */
+void vp_tcp_probe_expire(struct vp_tcp_probe *p, uint64_t now_ns);
+
 /* Ends the probe early (as a deadline); 'done' still runs. */
 void vp_tcp_probe_cancel(struct vp_tcp_probe *p);
 

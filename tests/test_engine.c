@@ -197,6 +197,52 @@ START_TEST(test_deadline_never_early)
 }
 END_TEST
 
+/* Deadlines submitted out of order (the engine keeps them in a heap for its
+ * timerfd): every timeout ends at or after its own deadline, and they end
+ * in the order of their deadlines, not of their submission. The full
+ * accept queue drops the SYNs, as above. */
+START_TEST(test_deadlines_out_of_order)
+{
+	static const uint32_t timeouts_ms[] = { 400, 100, 300, 100, 200, 500, 150, 250 };
+	enum { N = sizeof(timeouts_ms) / sizeof(timeouts_ms[0]) };
+	struct ctx c;
+	uint16_t port;
+	int lfd = loopback_socket(AF_INET, 0, &port);
+	int order[N], n = 0;
+
+	ck_assert_int_ge(lfd, 0);
+	ctx_init(&c, 0);
+	for (int i = 0; i < N; i++)
+		submit(&c, i, AF_INET, port, timeouts_ms[i]);
+	ck_assert_int_eq(uv_run(&c.loop, UV_RUN_DEFAULT), 0);
+	ck_assert_int_eq(c.n_results, N);
+	for (int i = 0; i < N; i++) {
+		if (c.res[i].v.verdict != VP_VERDICT_TIMEOUT)
+			continue;  /* the queue took it after all: not a timeout */
+		ck_assert_msg(c.res[i].end_ns >= c.res[i].deadline_ns, "probe %d decided %.3f ms early",
+		              i, (double)(c.res[i].deadline_ns - c.res[i].end_ns) / 1e6);
+		ck_assert_uint_eq(c.res[i].deadline_ns - c.res[i].start_ns,
+		                  (uint64_t)timeouts_ms[i] * 1000000u);
+		order[n++] = i;
+	}
+	ck_assert_int_ge(n, N - 2);
+	/* Sorted by end time, the deadlines must be sorted too. */
+	for (int a = 1; a < n; a++)
+		for (int b = a; b > 0 && c.res[order[b]].end_ns < c.res[order[b - 1]].end_ns; b--) {
+			int t = order[b];
+
+			order[b] = order[b - 1];
+			order[b - 1] = t;
+		}
+	for (int a = 1; a < n; a++)
+		ck_assert_msg(c.res[order[a]].deadline_ns >= c.res[order[a - 1]].deadline_ns,
+		              "probe %d (%u ms) ended before probe %d (%u ms)", order[a - 1],
+		              timeouts_ms[order[a - 1]], order[a], timeouts_ms[order[a]]);
+	ctx_done(&c);
+	close(lfd);
+}
+END_TEST
+
 /* Never more than max_in_flight at once, and every request gets its result. */
 START_TEST(test_cap)
 {
@@ -459,6 +505,7 @@ static Suite *engine_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, test_ok_and_refused, 0, 2);
 	tcase_add_test(tc, test_deadline_never_early);
+	tcase_add_test(tc, test_deadlines_out_of_order);
 	tcase_add_test(tc, test_cap);
 	tcase_add_test(tc, test_fd_exhausted_then_recovers);
 	tcase_add_test(tc, test_close_in_flight);

@@ -7,9 +7,14 @@
  * Deadlines: libuv's timers count whole milliseconds of a loop time that is
  * truncated when it is read, and epoll_wait() sleeps whole milliseconds from
  * the call, so a probe's own timer ends it up to about 2 ms after its
- * deadline. The engine therefore also keeps the probes in flight in a heap
- * by deadline and one timerfd (CLOCK_MONOTONIC, uv_hrtime()'s clock) armed
+ * deadline. The engine therefore also keeps the probes in flight in order
+ * of deadline and one timerfd (CLOCK_MONOTONIC, uv_hrtime()'s clock) armed
  * at the earliest, absolute, to the nanosecond; it expires what is due.
+ * The order: a FIFO takes every deadline that is not earlier than its last
+ * (all of them when the probes share one timeout: start times only grow),
+ * in O(1) both ways; a heap takes the others (a shorter timeout, what a
+ * name's lookup left of a run). The earliest is the FIFO's head or the
+ * heap's top.
  * The probes' timers stay armed as the backstop (and are all there is when
  * no timerfd could be made). The timerfd is re-armed only for an earlier
  * deadline, so a probe that ends early costs at most one spurious wakeup. */
@@ -33,7 +38,9 @@ struct slot {
 	struct slot *next_free;
 	char address[46];
 	uint16_t port;
-	uint32_t heap_idx;             /* in the engine's deadline heap, or NOT_IN_HEAP */
+	struct slot *dl_prev, *dl_next; /* in the deadline FIFO, when in_fifo */
+	bool in_fifo;
+	uint32_t heap_idx;             /* in the deadline heap, or NOT_IN_HEAP */
 };
 
 #define NOT_IN_HEAP UINT32_MAX
@@ -54,10 +61,11 @@ struct vp_engine {
 	uv_idle_t starter;             /* active while the queue waits for the next turn */
 	struct vp_tcp_probe *to_close; /* finished probes, closed from 'checker' */
 	uint32_t started_this_turn;
-	struct slot **heap;            /* owned: probes in flight by deadline, 'max' places */
+	struct slot *fifo_head, *fifo_tail; /* deadlines in order, see above */
+	struct slot **heap;            /* owned: the out-of-order ones, 'max' places */
 	uint32_t n_heap;
 	int tfd;                       /* the deadline timerfd, -1: none (probe timers only) */
-	uv_poll_t tpoll;               /* watches 'tfd', referenced while the heap holds any */
+	uv_poll_t tpoll;               /* watches 'tfd', referenced while a deadline waits */
 	uint64_t armed_ns;             /* the timerfd's expiry, 0: disarmed */
 	bool closing;
 	int closing_handles;           /* checker, starter and tpoll, while closing */
@@ -99,7 +107,7 @@ static void on_check(uv_check_t *h)
 	close_finished(e);
 }
 
-/* ---- the deadline heap ---- */
+/* ---- deadlines: the FIFO and the heap ---- */
 
 static bool earlier(const struct slot *a, const struct slot *b)
 {
@@ -155,19 +163,68 @@ static void heap_remove(struct vp_engine *e, struct slot *s)
 	sift_up(e, last->heap_idx);
 }
 
+static void deadline_add(struct vp_engine *e, struct slot *s)
+{
+	struct slot *t = e->fifo_tail;
+
+	if (t && earlier(s, t)) {
+		heap_set(e, e->n_heap++, s);
+		sift_up(e, s->heap_idx);
+		return;
+	}
+	s->dl_prev = t;
+	s->dl_next = NULL;
+	if (t)
+		t->dl_next = s;
+	else
+		e->fifo_head = s;
+	e->fifo_tail = s;
+	s->in_fifo = true;
+}
+
+static void deadline_remove(struct vp_engine *e, struct slot *s)
+{
+	if (s->heap_idx != NOT_IN_HEAP) {
+		heap_remove(e, s);
+		return;
+	}
+	if (!s->in_fifo)
+		return;
+	if (s->dl_prev)
+		s->dl_prev->dl_next = s->dl_next;
+	else
+		e->fifo_head = s->dl_next;
+	if (s->dl_next)
+		s->dl_next->dl_prev = s->dl_prev;
+	else
+		e->fifo_tail = s->dl_prev;
+	s->in_fifo = false;
+}
+
+static struct slot *deadline_first(const struct vp_engine *e)
+{
+	struct slot *f = e->fifo_head;
+	struct slot *h = e->n_heap ? e->heap[0] : NULL;
+
+	if (!f || !h)
+		return f ? f : h;
+	return earlier(h, f) ? h : f;
+}
+
 /* Aims the timerfd at the earliest deadline unless an earlier expiry is
  * armed already: that one fires, finds nothing due and comes back here. */
 static void arm(struct vp_engine *e)
 {
 	struct itimerspec its = { 0 };
+	struct slot *first = deadline_first(e);
 	uint64_t d;
 
-	if (e->n_heap == 0) {
+	if (!first) {
 		uv_unref((uv_handle_t *)&e->tpoll);
 		return;
 	}
 	uv_ref((uv_handle_t *)&e->tpoll);
-	d = e->heap[0]->probe.deadline_ns;
+	d = first->probe.deadline_ns;
 	if (e->armed_ns != 0 && e->armed_ns <= d)
 		return;
 	its.it_value.tv_sec = (time_t)(d / 1000000000u);
@@ -189,10 +246,8 @@ static void on_deadlines(uv_poll_t *h, int status, int events)
 	(void)!read(e->tfd, &ticks, sizeof(ticks));
 	e->armed_ns = 0;
 	now = uv_hrtime();
-	while (e->n_heap > 0 && e->heap[0]->probe.deadline_ns <= now) {
-		struct slot *s = e->heap[0];
-
-		heap_remove(e, s);
+	for (struct slot *s; (s = deadline_first(e)) && s->probe.deadline_ns <= now;) {
+		deadline_remove(e, s);
 		vp_tcp_probe_expire(&s->probe, now);
 	}
 	arm(e);
@@ -320,8 +375,8 @@ static void on_probe_done(struct vp_tcp_probe *p)
 
 	if (!e->closing)
 		fill_result(s, &res);
-	if (s->heap_idx != NOT_IN_HEAP) {
-		heap_remove(e, s);
+	if (s->in_fifo || s->heap_idx != NOT_IN_HEAP) {
+		deadline_remove(e, s);
 		if (!e->closing)
 			arm(e);
 	}
@@ -360,11 +415,11 @@ static void start(struct vp_engine *e, struct slot *s, struct vp_probe_req *req)
 	s->probe.target = req->target;
 	s->probe.close_later = close_later;
 	s->heap_idx = NOT_IN_HEAP;
+	s->in_fifo = false;
 	e->in_flight++;
 	vp_tcp_probe_start(e->loop, &s->probe, sa, req->timeout_ms, on_probe_done);
 	if (e->tfd >= 0 && !s->probe.decided) {
-		heap_set(e, e->n_heap++, s);
-		sift_up(e, s->heap_idx);
+		deadline_add(e, s);
 		arm(e);
 	}
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "agent/diagnose_int.h"
+#include "probes/wire.h"
 
 static const char *const step_names[VP_DIAG_STEP_MAX] = {
 	[VP_DIAG_CONNECTOR_READY] = "connector_ready",
@@ -223,54 +224,17 @@ int vp_diagnose(const struct vp_diag_input *in, struct vp_diag_report *out)
 	return 0;
 }
 
-/* The length of the longest valid UTF-8 prefix of 's' that ends on a
- * character boundary, up to its first invalid byte. */
-static size_t utf8_valid(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned char b = s[i];
-		size_t k = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
-		unsigned cp = k == 1 ? b : k == 2 ? b & 0x1fu : k == 3 ? b & 0x0fu : b & 0x07u;
-
-		if (k == 0 || i + k > n)
-			return i;
-		for (size_t j = 1; j < k; j++) {
-			if ((s[i + j] & 0xc0) != 0x80)
-				return i;
-			cp = (cp << 6) | (s[i + j] & 0x3fu);
-		}
-		if ((k == 2 && cp < 0x80) || (k == 3 && cp < 0x800) || (k == 4 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return i;
-		i += k;
-	}
-	return i;
-}
-
 /* A JSON string of 's' with every byte that is not valid UTF-8 as '?':
  * a cut evidence or a hostile argument must not lose the whole report. */
 static json_t *jstr(const char *s)
 {
-	size_t n = strlen(s), o = 0;
-	char *copy = malloc(n + 1);
+	char *copy = strdup(s);
 	json_t *j;
 
 	if (!copy)
 		return NULL;
-	for (size_t i = 0; i < n;) {
-		size_t ok = utf8_valid((const unsigned char *)s + i, n - i);
-
-		memcpy(copy + o, s + i, ok);
-		o += ok;
-		i += ok;
-		if (i < n) {
-			copy[o++] = '?';
-			i++;
-		}
-	}
-	j = json_stringn(copy, o);
+	vp_utf8_clean(copy, false);
+	j = json_string(copy);
 	free(copy);
 	return j;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "agent/html.h"
+#include "probes/wire.h"
 
 #define BUF_FIRST 4096                 /* the first allocation of a buffer */
 #define SPARK_W 120                    /* the sparkline's size in CSS pixels */
@@ -113,31 +114,6 @@ int vp_buf_printf(struct vp_buf *b, const char *fmt, ...)
 	return 0;
 }
 
-/* The length of the valid UTF-8 sequence at 's' (RFC 3629: no overlong
- * forms, no surrogates, nothing past U+10FFFF), or 0. */
-static size_t utf8_len(const unsigned char *s)
-{
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-			return 0;
-		if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0))
-			return 0;
-		return 3;
-	}
-	if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-			return 0;
-		if ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
-			return 0;
-		return 4;
-	}
-	return 0;
-}
-
 static const char *entity(unsigned char c)
 {
 	switch (c) {
@@ -156,7 +132,7 @@ int vp_buf_html(struct vp_buf *b, const char *s)
 	const unsigned char *run = p;   /* start of bytes copied as they are */
 
 	while (*p != '\0') {
-		size_t n = utf8_len(p);
+		size_t n = vp_utf8_len((const char *)p);
 		const char *e = entity(*p);
 		bool ctrl = *p < 0x20 && *p != '\t' && *p != '\n';
 

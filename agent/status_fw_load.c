@@ -15,6 +15,7 @@
 #include "agent/diagnose.h"
 #include "agent/log.h"
 #include "agent/status_fw.h"
+#include "probes/wire.h"
 
 /* The exports the firewall step reads, by `diagnose --exports` names. */
 enum input {
@@ -113,27 +114,6 @@ static int read_files(struct exports *x, char *err, size_t len)
 	return r < 0 ? r : 0;
 }
 
-/* Bytes that are not valid UTF-8 (a text cut inside a character) become
- * '?', so that the JSON of /api/v1/status can always carry the line. */
-static void utf8_clean(char *s)
-{
-	unsigned char *u = (unsigned char *)s;
-
-	for (size_t i = 0; u[i];) {
-		unsigned char b = u[i];
-		size_t k = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
-		size_t j = 1;
-
-		while (k > 1 && j < k && (u[i + j] & 0xc0) == 0x80)
-			j++;
-		if (k == 0 || j < k || (k == 2 && b < 0xc2)) {
-			u[i++] = '?';
-			continue;
-		}
-		i += k;
-	}
-}
-
 /* The connector the page asks about: the export's, with the target's
  * connector_range as its range (the question is "does this range get in").
  * Without connector.json only the range is known: no name, so no tags,
@@ -228,7 +208,8 @@ int vp_status_fw_load(const char *dir, const struct vp_target *t, size_t n,
 		if (x->newest && gmtime_r(&x->newest, &tm))
 			strftime(fw->when, sizeof(fw->when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	}
-	utf8_clean(fw->error);
+	/* A text cut inside a character must not cost the line its JSON. */
+	vp_utf8_clean(fw->error, false);
 	if (fw->error[0])
 		vp_log_err("gcloud exports: %s; the page shows the firewall as unknown", fw->error);
 	for (size_t i = 0, j = 0; i < n && j < fw->n; i++) {
@@ -241,8 +222,8 @@ int vp_status_fw_load(const char *dir, const struct vp_target *t, size_t n,
 			snprintf(l->text, sizeof(l->text), "firewall: unknown: %s", fw->error);
 		else
 			judge(x, &t[i], fw->when[0] ? fw->when : "no file", rep, l);
-		utf8_clean(l->text);
-		utf8_clean(l->fix);
+		vp_utf8_clean(l->text, false);
+		vp_utf8_clean(l->fix, false);
 		if (l->answer == VP_STATUS_FW_UNKNOWN && !fw->error[0])
 			vp_log_warning("target '%s': %s", l->target, l->text);
 	}

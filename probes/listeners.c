@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "probes/listeners.h"
+#include "probes/wire.h"
 
 /* TCP_LISTEN of include/net/tcp_states.h, which is not a uapi header. */
 #define STATE_LISTEN 10
@@ -419,8 +420,7 @@ static int cmp_inode(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The process name, made printable ASCII so that it is valid UTF-8 for JSON
- * and harmless on a terminal: other bytes become '?'. */
+/* The process name, as vp_listen_comm_clean() leaves it. */
 static void read_comm(int procfd, const char *pid, char *comm)
 {
 	char path[64];
@@ -437,9 +437,12 @@ static void read_comm(int procfd, const char *pid, char *comm)
 	comm[n] = '\0';
 	if (n > 0 && comm[n - 1] == '\n')
 		comm[n - 1] = '\0';
-	for (char *c = comm; *c; c++)
-		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
-			*c = '?';
+	vp_listen_comm_clean(comm);
+}
+
+void vp_listen_comm_clean(char *comm)
+{
+	vp_utf8_clean(comm, true);
 }
 
 /* Looks at one process's descriptors; false once the link budget is spent. */

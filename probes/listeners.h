@@ -54,7 +54,8 @@ struct vp_listen_sock {
 	uint32_t queue_max;        /* the backlog listen() got (capped by somaxconn) */
 	bool queue_max_known;      /* netlink only: /proc does not show the maximum */
 	int pid;                   /* owning process, 0 when unknown */
-	char comm[VP_LISTEN_COMM_MAX]; /* its name from /proc/PID/comm, raw bytes */
+	char comm[VP_LISTEN_COMM_MAX]; /* its name from /proc/PID/comm, cleaned
+	                                  by vp_listen_comm_clean() */
 };
 
 struct vp_listen_table {
@@ -103,6 +104,14 @@ void vp_listen_table_sort(struct vp_listen_table *t);
  * VP_LISTEN_SCAN_LINKS_MAX links (then sets owners_partial). Unreadable
  * processes are skipped: missing permission is not an error. 0 or -ENOMEM. */
 int vp_listen_find_owners(struct vp_listen_table *t);
+
+/* A process name as every consumer gets it (JSON, the page, records,
+ * terminals), in place: valid UTF-8 is kept; every byte that is not part of
+ * a valid character (0xff, a character the kernel cut at 15 bytes, an
+ * overlong form, a surrogate) becomes '?', one a byte, and every control
+ * character one '?' (vp_utf8_clean()). Never longer than it was, so it stays
+ * within its VP_LISTEN_COMM_MAX. */
+void vp_listen_comm_clean(char *comm);
 
 /* The scope of a set of sockets of one port. [::] with IPV6_V6ONLY on takes
  * no IPv4 connection, and a VM's internal address is IPv4, so alone it is

@@ -1,4 +1,5 @@
-/* Escaping what a server said, for details that people read. */
+/* Escaping what a server said, for details that people read; making text
+ * valid UTF-8. */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -82,4 +83,51 @@ void vp_textf(char *out, size_t outlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	(void)vsnprintf(out, outlen, fmt, ap); /* a cut sentence still reads */
 	va_end(ap);
+}
+
+size_t vp_utf8_len(const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+
+	/* Each test of a continuation byte fails on the NUL, and && stops there. */
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
+			return 0;
+		if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0))
+			return 0;
+		return 3;
+	}
+	if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
+			return 0;
+		if ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
+			return 0;
+		return 4;
+	}
+	return 0;
+}
+
+void vp_utf8_clean(char *s, bool controls)
+{
+	size_t i = 0, o = 0;
+
+	while (s[i] != '\0') {
+		unsigned char c = (unsigned char)s[i];
+		size_t n = vp_utf8_len(s + i);
+		bool ctrl = c < 0x20 || c == 0x7f || (n == 2 && c == 0xc2 && (unsigned char)s[i + 1] < 0xa0);
+
+		if (n == 0 || (controls && ctrl)) {
+			s[o++] = '?';
+			i += n > 0 ? n : 1;
+			continue;
+		}
+		memmove(s + o, s + i, n);
+		o += n;
+		i += n;
+	}
+	s[o] = '\0';
 }

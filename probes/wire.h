@@ -4,6 +4,7 @@
 #ifndef VP_WIRE_H
 #define VP_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,19 @@ void vp_preview(const void *in, size_t len, char *out, size_t outlen);
 /* snprintf() for details and hints: bounded sentences that may be cut
  * (the cut is silent, and gcc is told so). */
 void vp_textf(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* The length of the valid UTF-8 character at 's' (RFC 3629: no overlong
+ * form, no surrogate, nothing past U+10FFFF), or 0 when the bytes there are
+ * none. 's' is NUL-terminated: a character that the NUL cuts short is not
+ * valid, and nothing past the NUL is read. */
+size_t vp_utf8_len(const char *s);
+
+/* Makes 's' valid UTF-8 in place for jansson (which refuses anything else),
+ * the page and terminals: every byte that is not part of a valid character
+ * becomes '?', one '?' a byte. With 'controls', so does every control
+ * character: C0, DEL, and C1 (U+0080..U+009F, whose two bytes become one
+ * '?'). The text never grows, so it stays in its buffer. */
+void vp_utf8_clean(char *s, bool controls);
 
 static inline uint32_t vp_be32(const uint8_t *p)
 {

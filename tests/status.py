@@ -425,6 +425,9 @@ def check_clean_log(agent):
 HOSTILE_COMM = "<i>srv&x"          # a process name that is markup; no '/' in a file name
 HOSTILE_INSTANCE = "diag-<b>vm</b>"
 BINARY_COMM = b"\xff\xfe-srv"
+# Set through /proc/self/comm: valid UTF-8, a 0xff, and a character cut short.
+MIXED_COMM = b"caf\xc3\xa9-\xff-\xe2\x9c"
+MIXED_SHOWN = "caf\u00e9-?-??"
 
 
 class Metadata:
@@ -505,13 +508,15 @@ def make_cert(work):
     return (cert, key) if p.returncode == 0 else None
 
 
-def hostile_owner(work, name=HOSTILE_COMM):
-    """A process named 'name' (its executable's file name, str or bytes)
-    that listens on 127.0.0.1 only: the listener check's owner column must
-    escape it."""
+def hostile_owner(work, name=HOSTILE_COMM, comm=None):
+    """A process named 'name' (its executable's file name, str or bytes),
+    or 'comm' (bytes it writes to /proc/self/comm) when given, that listens
+    on 127.0.0.1 only: the listener check's owner column must escape it."""
     exe = os.path.join(os.fsencode(work), os.fsencode(name))
     os.symlink(sys.executable, exe)
-    code = ("import socket,sys\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen(8)\n"
+    code = ("import socket,sys\n" +
+            ("open('/proc/self/comm','wb').write(%r)\n" % comm if comm else "") +
+            "s=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen(8)\n"
             "print(s.getsockname()[1],flush=True)\nsys.stdin.read()\n")
     proc = subprocess.Popen([exe, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     port = int(proc.stdout.readline())
@@ -531,6 +536,7 @@ def test_checks(work):
     # Not UTF-8: jansson refuses such a string, and one process must not
     # take /api/v1/status down with it.
     binary, binary_port = hostile_owner(work, BINARY_COMM)
+    mixed, mixed_port = hostile_owner(work, "mixed-srv", MIXED_COMM)
     closed_port = free_port()
     beacon_port = free_port()
     certs = make_cert(work)
@@ -593,6 +599,14 @@ def test_checks(work):
         check(st == 200 and socks and socks[0]["process"] == "??-srv",
               "/api/v1/listeners?port= of that process answers 200 with its name cleaned: %d %r"
               % (st, socks))
+
+        def mixed_socks():
+            st, _, body = request(port, "/api/v1/listeners")
+            return [k for k in json.loads(body)["sockets"] if k["port"] == mixed_port] if st == 200 else []
+        socks = wait_for(mixed_socks)
+        check(socks and socks[0]["pid"] == mixed.pid and socks[0]["process"] == MIXED_SHOWN,
+              "/api/v1/listeners lists a process whose comm is not UTF-8, its valid characters "
+              "kept and each bad byte a '?': %r" % socks)
         b = doc["beacons"][0]
         recent = {a["source"]: a for a in b["recent"]}
         check(b["listen"] == "127.0.0.1:%d" % beacon_port and b["running"] and b["expect_from"] == ["127.0.0.0/30"]
@@ -637,7 +651,7 @@ def test_checks(work):
                       "promtool check metrics is clean with the expiry series: %r" % p.stderr[:300])
     finally:
         rc = agent.stop()
-        for p in (owner, binary):
+        for p in (owner, binary, mixed):
             p.stdin.close()
             p.wait()
         meta.server.shutdown()

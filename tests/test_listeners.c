@@ -404,6 +404,59 @@ START_TEST(test_refine_row)
 }
 END_TEST
 
+/* Process names as /proc/PID/comm gives them (any byte but NUL, cut by the
+ * kernel at 15 bytes), cleaned for JSON, the page and terminals: valid
+ * UTF-8 kept, '?' for each byte of an invalid sequence and for each
+ * control character. */
+struct comm_row {
+	const char *in, *out;
+};
+
+static const struct comm_row comm_rows[] = {
+	{ "postgres", "postgres" },
+	{ "", "" },
+	{ "caf\xc3\xa9-srv", "caf\xc3\xa9-srv" },                       /* 2 bytes kept */
+	{ "\xe2\x9c\x93ok", "\xe2\x9c\x93ok" },                           /* 3 bytes kept */
+	{ "\xf0\x9f\x90\x98" "db", "\xf0\x9f\x90\x98" "db" },             /* 4 bytes kept */
+	{ "nb\xc2\xa0sp", "nb\xc2\xa0sp" },                               /* U+00A0: no control */
+	{ "bad\xffname", "bad?name" },
+	{ "\xff\xfesrv", "??srv" },
+	{ "\x80x\xbf", "?x?" },                                           /* lone continuations */
+	{ "\xc3(", "?(" },                                               /* lead, no continuation */
+	/* A character cut at the end: the kernel cuts a name at 15 bytes,
+	 * whatever the characters. */
+	{ "caf\xc3", "caf?" },
+	{ "ab\xe2\x9c", "ab??" },
+	{ "ab\xf0\x9f\x90", "ab???" },
+	{ "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xe3\x81\xa7\xe3\x81",
+	  "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e\xe3\x81\xa7??" },
+	/* Overlong forms of '/' and of NUL, a surrogate, past U+10FFFF. */
+	{ "\xc0\xaf", "??" },
+	{ "\xc1\xbf", "??" },
+	{ "\xe0\x80\xaf", "???" },
+	{ "\xf0\x80\x80\xaf", "????" },
+	{ "\xc0\x80x", "??x" },
+	{ "\xed\xa0\x80", "???" },
+	{ "\xf4\x90\x80\x80", "????" },
+	{ "\xf8\x88\x80\x80\x80", "?????" },
+	/* Control characters: C0, DEL, C1 (CSI as U+009B is one '?'). */
+	{ "a\nb\tc\x1b[2J", "a?b?c?[2J" },
+	{ "x\x7fy", "x?y" },
+	{ "c1\xc2\x9b" "2J", "c1?2J" },
+};
+
+START_TEST(test_comm_row)
+{
+	const struct comm_row *row = &comm_rows[_i];
+	char comm[VP_LISTEN_COMM_MAX];
+
+	ck_assert_uint_lt(strlen(row->in), sizeof(comm));
+	snprintf(comm, sizeof(comm), "%s", row->in);
+	vp_listen_comm_clean(comm);
+	ck_assert_msg(strcmp(comm, row->out) == 0, "row %d: '%s', expected '%s'", _i, comm, row->out);
+}
+END_TEST
+
 struct local_row {
 	const char *addr;
 	bool with_list, local;
@@ -622,6 +675,7 @@ static Suite *listeners_suite(void)
 	tcase_add_test(tc, test_proc_bounds);
 	tcase_add_loop_test(tc, test_diag_row, 0, N(diag_rows));
 	tcase_add_test(tc, test_diag_prefixes);
+	tcase_add_loop_test(tc, test_comm_row, 0, N(comm_rows));
 	suite_add_tcase(s, tc);
 	tcase_add_loop_test(tv, test_scope_row, 0, N(scope_rows));
 	tcase_add_loop_test(tv, test_refine_row, 0, N(refine_rows));

@@ -106,30 +106,9 @@ static const char *const diagnose_usage[] = {
 	"  vpcprobe diagnose --exports ./exports postgres://10.20.0.3:5432\n",
 };
 
-enum input {
-	IN_SERVICE,
-	IN_CONNECTOR,
-	IN_RULES,
-	IN_EFFECTIVE,
-	IN_NETWORK,
-	IN_INSTANCE,
-	IN_SQL,
-	IN_PEERINGS,
-	IN_LOGS,
-	IN_RESULTS,
-	IN_MAX,
-};
-
-/* The file names of --exports DIR, in enum input's order. */
-static const char *const export_names[IN_MAX] = {
-	"service.json", "connector.json", "firewall-rules.json", "effective-firewalls.json",
-	"network.json", "instance.json",
-	"sql-instance.json", "peerings.json", "logs.json", "results.jsonl",
-};
-
 struct diag {
-	const char *path[IN_MAX];            /* borrowed from argv or 'found' */
-	char found[IN_MAX][VP_PATH_MAX];
+	const char *path[VP_GC_IN_MAX];      /* borrowed from argv or 'found' */
+	char found[VP_GC_IN_MAX][VP_PATH_MAX];
 	bool json;
 	bool no_probe;
 	struct vp_url url;
@@ -160,16 +139,16 @@ static int parse_args(struct diag *d, int argc, char **argv, const char **export
 {
 	static const struct option opts[] = {
 		{ "exports", required_argument, NULL, 'E' },
-		{ "service", required_argument, NULL, IN_SERVICE },
-		{ "connector", required_argument, NULL, IN_CONNECTOR },
-		{ "firewall-rules", required_argument, NULL, IN_RULES },
-		{ "effective-firewalls", required_argument, NULL, IN_EFFECTIVE },
-		{ "network", required_argument, NULL, IN_NETWORK },
-		{ "instance", required_argument, NULL, IN_INSTANCE },
-		{ "sql-instance", required_argument, NULL, IN_SQL },
-		{ "peerings", required_argument, NULL, IN_PEERINGS },
-		{ "logs", required_argument, NULL, IN_LOGS },
-		{ "results", required_argument, NULL, IN_RESULTS },
+		{ "service", required_argument, NULL, VP_GC_IN_SERVICE },
+		{ "connector", required_argument, NULL, VP_GC_IN_CONNECTOR },
+		{ "firewall-rules", required_argument, NULL, VP_GC_IN_RULES },
+		{ "effective-firewalls", required_argument, NULL, VP_GC_IN_EFFECTIVE },
+		{ "network", required_argument, NULL, VP_GC_IN_NETWORK },
+		{ "instance", required_argument, NULL, VP_GC_IN_INSTANCE },
+		{ "sql-instance", required_argument, NULL, VP_GC_IN_SQL },
+		{ "peerings", required_argument, NULL, VP_GC_IN_PEERINGS },
+		{ "logs", required_argument, NULL, VP_GC_IN_LOGS },
+		{ "results", required_argument, NULL, VP_GC_IN_RESULTS },
 		{ "no-probe", no_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
@@ -178,7 +157,7 @@ static int parse_args(struct diag *d, int argc, char **argv, const char **export
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c >= 0 && c < IN_MAX)
+		if (c >= 0 && c < VP_GC_IN_MAX)
 			d->path[c] = optarg;
 		else if (c == 'E')
 			*exports = optarg;
@@ -209,11 +188,11 @@ static int find_exports(struct diag *d, const char *dir)
 	}
 	if (!S_ISDIR(st.st_mode))
 		return usage_error("--exports needs a directory, not", dir);
-	for (int i = 0; i < IN_MAX; i++) {
+	for (int i = 0; i < VP_GC_IN_MAX; i++) {
 		if (d->path[i])
 			continue;
-		if ((size_t)snprintf(d->found[i], sizeof(d->found[i]), "%s/%s", dir, export_names[i]) >=
-		    sizeof(d->found[i]))
+		if ((size_t)snprintf(d->found[i], sizeof(d->found[i]), "%s/%s", dir,
+		                     vp_gc_input_file(i)) >= sizeof(d->found[i]))
 			return usage_error("--exports: path too long:", dir);
 		if (access(d->found[i], F_OK) == 0)
 			d->path[i] = d->found[i];
@@ -224,16 +203,18 @@ static int find_exports(struct diag *d, const char *dir)
 /* Room for each input that is given; false when out of memory. */
 static bool alloc_inputs(struct diag *d)
 {
-	if (d->path[IN_SERVICE])
+	const char *const *p = d->path;
+
+	if (p[VP_GC_IN_SERVICE])
 		d->service = calloc(1, sizeof(*d->service));
-	if (d->path[IN_CONNECTOR])
+	if (p[VP_GC_IN_CONNECTOR])
 		d->connector = calloc(1, sizeof(*d->connector));
-	if (d->path[IN_INSTANCE])
+	if (p[VP_GC_IN_INSTANCE])
 		d->instance = calloc(1, sizeof(*d->instance));
-	if (d->path[IN_SQL])
+	if (p[VP_GC_IN_SQL])
 		d->sql = calloc(1, sizeof(*d->sql));
-	return !((d->path[IN_SERVICE] && !d->service) || (d->path[IN_CONNECTOR] && !d->connector) ||
-	         (d->path[IN_INSTANCE] && !d->instance) || (d->path[IN_SQL] && !d->sql));
+	return !((p[VP_GC_IN_SERVICE] && !d->service) || (p[VP_GC_IN_CONNECTOR] && !d->connector) ||
+	         (p[VP_GC_IN_INSTANCE] && !d->instance) || (p[VP_GC_IN_SQL] && !d->sql));
 }
 
 /* Reads every input given; the first that fails stops it. */
@@ -246,33 +227,33 @@ static int read_inputs(struct diag *d, char *err, size_t len)
 		snprintf(err, len, "out of memory for the inputs");
 		return -ENOMEM;
 	}
-	if (p[IN_SERVICE])
-		r = vp_gc_read_service(p[IN_SERVICE], d->service, err, len);
-	if (r >= 0 && p[IN_CONNECTOR])
-		r = vp_gc_read_connector(p[IN_CONNECTOR], d->connector, err, len);
-	if (r >= 0 && p[IN_RULES])
-		r = vp_gc_read_firewall_rules(p[IN_RULES], NULL, &d->rules, err, len);
-	if (r >= 0 && p[IN_EFFECTIVE])
-		r = vp_gc_read_effective_firewalls(p[IN_EFFECTIVE], NULL, &d->eff_rules, &d->policies,
-		                                   err, len);
-	if (r >= 0 && p[IN_NETWORK])
-		r = vp_gc_read_network(p[IN_NETWORK], &d->fw_order, err, len);
-	if (r >= 0 && p[IN_INSTANCE])
-		r = vp_gc_read_instance(p[IN_INSTANCE], d->instance, err, len);
-	if (r >= 0 && p[IN_SQL])
-		r = vp_gc_read_sql(p[IN_SQL], d->sql, err, len);
-	if (r >= 0 && p[IN_PEERINGS])
-		r = vp_gc_read_peerings(p[IN_PEERINGS], &d->peerings, err, len);
-	if (r >= 0 && p[IN_LOGS])
-		r = vp_gc_read_logs(p[IN_LOGS], &d->logs, err, len);
-	if (r >= 0 && p[IN_RESULTS])
-		r = vp_gc_read_results(p[IN_RESULTS], d->target, d->url.host, d->url.port, &d->results,
-		                       err, len);
-	d->have_rules = r >= 0 && p[IN_RULES];
-	d->have_effective = r >= 0 && p[IN_EFFECTIVE];
-	d->have_peerings = r >= 0 && p[IN_PEERINGS];
-	d->have_logs = r >= 0 && p[IN_LOGS];
-	d->have_results = r >= 0 && p[IN_RESULTS];
+	if (p[VP_GC_IN_SERVICE])
+		r = vp_gc_read_service(p[VP_GC_IN_SERVICE], d->service, err, len);
+	if (r >= 0 && p[VP_GC_IN_CONNECTOR])
+		r = vp_gc_read_connector(p[VP_GC_IN_CONNECTOR], d->connector, err, len);
+	if (r >= 0 && p[VP_GC_IN_RULES])
+		r = vp_gc_read_firewall_rules(p[VP_GC_IN_RULES], NULL, &d->rules, err, len);
+	if (r >= 0 && p[VP_GC_IN_EFFECTIVE])
+		r = vp_gc_read_effective_firewalls(p[VP_GC_IN_EFFECTIVE], NULL, &d->eff_rules,
+		                                   &d->policies, err, len);
+	if (r >= 0 && p[VP_GC_IN_NETWORK])
+		r = vp_gc_read_network(p[VP_GC_IN_NETWORK], &d->fw_order, err, len);
+	if (r >= 0 && p[VP_GC_IN_INSTANCE])
+		r = vp_gc_read_instance(p[VP_GC_IN_INSTANCE], d->instance, err, len);
+	if (r >= 0 && p[VP_GC_IN_SQL])
+		r = vp_gc_read_sql(p[VP_GC_IN_SQL], d->sql, err, len);
+	if (r >= 0 && p[VP_GC_IN_PEERINGS])
+		r = vp_gc_read_peerings(p[VP_GC_IN_PEERINGS], &d->peerings, err, len);
+	if (r >= 0 && p[VP_GC_IN_LOGS])
+		r = vp_gc_read_logs(p[VP_GC_IN_LOGS], &d->logs, err, len);
+	if (r >= 0 && p[VP_GC_IN_RESULTS])
+		r = vp_gc_read_results(p[VP_GC_IN_RESULTS], d->target, d->url.host, d->url.port,
+		                       &d->results, err, len);
+	d->have_rules = r >= 0 && p[VP_GC_IN_RULES];
+	d->have_effective = r >= 0 && p[VP_GC_IN_EFFECTIVE];
+	d->have_peerings = r >= 0 && p[VP_GC_IN_PEERINGS];
+	d->have_logs = r >= 0 && p[VP_GC_IN_LOGS];
+	d->have_results = r >= 0 && p[VP_GC_IN_RESULTS];
 	return r;
 }
 
@@ -352,7 +333,7 @@ static int report(struct diag *d)
 		.instance = d->instance, .sql = d->sql,
 		.peerings = d->have_peerings ? &d->peerings : NULL, .logs = d->have_logs ? &d->logs : NULL,
 		.results = d->have_results ? &d->results : NULL,
-		.results_from = d->path[IN_RESULTS] ? d->path[IN_RESULTS] : "a live probe",
+		.results_from = d->path[VP_GC_IN_RESULTS] ? d->path[VP_GC_IN_RESULTS] : "a live probe",
 	};
 	struct vp_diag_report *rep = calloc(1, sizeof(*rep));
 	json_t *j = NULL;

@@ -9,6 +9,24 @@
 #include "agent/gcloud.h"
 #include "agent/gcloud_json.h"
 
+static const char *const input_files[VP_GC_IN_MAX] = {
+	[VP_GC_IN_SERVICE] = "service.json",
+	[VP_GC_IN_CONNECTOR] = "connector.json",
+	[VP_GC_IN_RULES] = "firewall-rules.json",
+	[VP_GC_IN_EFFECTIVE] = "effective-firewalls.json",
+	[VP_GC_IN_NETWORK] = "network.json",
+	[VP_GC_IN_INSTANCE] = "instance.json",
+	[VP_GC_IN_SQL] = "sql-instance.json",
+	[VP_GC_IN_PEERINGS] = "peerings.json",
+	[VP_GC_IN_LOGS] = "logs.json",
+	[VP_GC_IN_RESULTS] = "results.jsonl",
+};
+
+const char *vp_gc_input_file(enum vp_gc_input in)
+{
+	return in < 0 || in >= VP_GC_IN_MAX ? NULL : input_files[in];
+}
+
 /* The object member 'key' of 'obj' at 'path'; its own path into 'sub'. */
 static int object_at(struct vp_gj *c, const json_t *obj, const char *path, const char *key,
                      bool required, json_t **ret, char *sub)

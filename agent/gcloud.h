@@ -7,6 +7,7 @@
 #ifndef VP_GCLOUD_H
 #define VP_GCLOUD_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +20,28 @@
 #define VP_GC_ANN_EGRESS     "run.googleapis.com/vpc-access-egress"
 #define VP_GC_ANN_INTERFACES "run.googleapis.com/network-interfaces"
 #define VP_GC_LABEL_LOCATION "cloud.googleapis.com/location"
+
+/* The inputs of the evaluator (agent/diagnose.h) as files of an exports
+ * directory (`diagnose --exports DIR`, agent.gcloud_exports), by their file
+ * names: vp_gc_input_file(). The firewall step's inputs come first, up to
+ * VP_GC_IN_PEERINGS: the status page's firewall line reads only those. */
+enum vp_gc_input {
+	VP_GC_IN_SERVICE,      /* service.json */
+	VP_GC_IN_CONNECTOR,    /* connector.json */
+	VP_GC_IN_RULES,        /* firewall-rules.json */
+	VP_GC_IN_EFFECTIVE,    /* effective-firewalls.json */
+	VP_GC_IN_NETWORK,      /* network.json */
+	VP_GC_IN_INSTANCE,     /* instance.json */
+	VP_GC_IN_SQL,          /* sql-instance.json */
+	VP_GC_IN_PEERINGS,     /* peerings.json */
+	VP_GC_IN_LOGS,         /* logs.json */
+	VP_GC_IN_RESULTS,      /* results.jsonl */
+	VP_GC_IN_MAX,
+	VP_GC_IN_INVALID = -EINVAL,
+};
+
+/* The file name of an input in an exports directory; NULL for none. */
+const char *vp_gc_input_file(enum vp_gc_input in);
 
 enum vp_gc_egress {
 	VP_GC_EGRESS_UNSET,    /* no annotation: Cloud Run's default, private-ranges-only */

@@ -17,25 +17,11 @@
 #include "agent/status_fw.h"
 #include "probes/wire.h"
 
-/* The exports the firewall step reads, by `diagnose --exports` names. */
-enum input {
-	IN_SERVICE,
-	IN_CONNECTOR,
-	IN_RULES,
-	IN_EFFECTIVE,
-	IN_NETWORK,
-	IN_INSTANCE,
-	IN_SQL,
-	IN_MAX,
-};
-
-static const char *const export_names[IN_MAX] = {
-	"service.json", "connector.json", "firewall-rules.json", "effective-firewalls.json",
-	"network.json", "instance.json", "sql-instance.json",
-};
+/* The exports the firewall step reads: the first inputs (gcloud.h). */
+#define FW_INPUTS VP_GC_IN_PEERINGS
 
 struct exports {
-	char path[IN_MAX][VP_PATH_MAX];       /* "" when the file is absent */
+	char path[FW_INPUTS][VP_PATH_MAX];    /* "" when the file is absent */
 	time_t newest;                        /* the newest mtime of those present */
 	struct vp_gc_service service;
 	struct vp_gc_connector connector;
@@ -67,10 +53,10 @@ static int find_files(const char *dir, struct exports *x, char *err, size_t len)
 		return fail(err, len, "gcloud_exports '%s': %s", dir, strerror(errno));
 	if (!S_ISDIR(st.st_mode))
 		return fail(err, len, "gcloud_exports '%s': not a directory", dir);
-	for (int i = 0; i < IN_MAX; i++) {
+	for (int i = 0; i < FW_INPUTS; i++) {
 		char *p = x->path[i];
 
-		if ((size_t)snprintf(p, VP_PATH_MAX, "%s/%s", dir, export_names[i]) >= VP_PATH_MAX)
+		if ((size_t)snprintf(p, VP_PATH_MAX, "%s/%s", dir, vp_gc_input_file(i)) >= VP_PATH_MAX)
 			return fail(err, len, "gcloud_exports '%s': path too long", dir);
 		if (stat(p, &st) < 0) {
 			if (errno != ENOENT)
@@ -96,21 +82,21 @@ static int read_files(struct exports *x, char *err, size_t len)
 	char (*p)[VP_PATH_MAX] = x->path;
 	int r = 0;
 
-	if (p[IN_SERVICE][0])
-		r = vp_gc_read_service(p[IN_SERVICE], &x->service, err, len);
-	if (r >= 0 && p[IN_CONNECTOR][0])
-		r = vp_gc_read_connector(p[IN_CONNECTOR], &x->connector, err, len);
-	if (r >= 0 && p[IN_RULES][0])
-		r = vp_gc_read_firewall_rules(p[IN_RULES], NULL, &x->rules, err, len);
-	if (r >= 0 && p[IN_EFFECTIVE][0])
-		r = vp_gc_read_effective_firewalls(p[IN_EFFECTIVE], NULL, &x->eff_rules, &x->policies,
-		                                   err, len);
-	if (r >= 0 && p[IN_NETWORK][0])
-		r = vp_gc_read_network(p[IN_NETWORK], &x->fw_order, err, len);
-	if (r >= 0 && p[IN_INSTANCE][0])
-		r = vp_gc_read_instance(p[IN_INSTANCE], &x->instance, err, len);
-	if (r >= 0 && p[IN_SQL][0])
-		r = vp_gc_read_sql(p[IN_SQL], &x->sql, err, len);
+	if (p[VP_GC_IN_SERVICE][0])
+		r = vp_gc_read_service(p[VP_GC_IN_SERVICE], &x->service, err, len);
+	if (r >= 0 && p[VP_GC_IN_CONNECTOR][0])
+		r = vp_gc_read_connector(p[VP_GC_IN_CONNECTOR], &x->connector, err, len);
+	if (r >= 0 && p[VP_GC_IN_RULES][0])
+		r = vp_gc_read_firewall_rules(p[VP_GC_IN_RULES], NULL, &x->rules, err, len);
+	if (r >= 0 && p[VP_GC_IN_EFFECTIVE][0])
+		r = vp_gc_read_effective_firewalls(p[VP_GC_IN_EFFECTIVE], NULL, &x->eff_rules,
+		                                   &x->policies, err, len);
+	if (r >= 0 && p[VP_GC_IN_NETWORK][0])
+		r = vp_gc_read_network(p[VP_GC_IN_NETWORK], &x->fw_order, err, len);
+	if (r >= 0 && p[VP_GC_IN_INSTANCE][0])
+		r = vp_gc_read_instance(p[VP_GC_IN_INSTANCE], &x->instance, err, len);
+	if (r >= 0 && p[VP_GC_IN_SQL][0])
+		r = vp_gc_read_sql(p[VP_GC_IN_SQL], &x->sql, err, len);
 	return r < 0 ? r : 0;
 }
 
@@ -121,7 +107,7 @@ static int read_files(struct exports *x, char *err, size_t len)
 static void connector_of(const struct exports *x, const struct vp_target *t,
                          struct vp_gc_connector *k)
 {
-	if (x->path[IN_CONNECTOR][0])
+	if (x->path[VP_GC_IN_CONNECTOR][0])
 		*k = x->connector;
 	else
 		memset(k, 0, sizeof(*k));
@@ -132,14 +118,15 @@ static void connector_of(const struct exports *x, const struct vp_target *t,
 static void judge(const struct exports *x, const struct vp_target *t, const char *when,
                   struct vp_diag_report *rep, struct vp_status_fw_line *l)
 {
+	const char (*p)[VP_PATH_MAX] = x->path;
 	struct vp_gc_connector k;
 	struct vp_diag_input in = {
 		.target = t->url_text, .url = &t->url,
-		.service = x->path[IN_SERVICE][0] ? &x->service : NULL, .connector = &k,
-		.rules = x->path[IN_RULES][0] ? &x->rules : x->path[IN_EFFECTIVE][0] ? &x->eff_rules : NULL,
-		.policies = x->path[IN_EFFECTIVE][0] ? &x->policies : NULL, .fw_order = x->fw_order,
-		.instance = x->path[IN_INSTANCE][0] ? &x->instance : NULL,
-		.sql = x->path[IN_SQL][0] ? &x->sql : NULL,
+		.service = p[VP_GC_IN_SERVICE][0] ? &x->service : NULL, .connector = &k,
+		.rules = p[VP_GC_IN_RULES][0] ? &x->rules : p[VP_GC_IN_EFFECTIVE][0] ? &x->eff_rules : NULL,
+		.policies = p[VP_GC_IN_EFFECTIVE][0] ? &x->policies : NULL, .fw_order = x->fw_order,
+		.instance = p[VP_GC_IN_INSTANCE][0] ? &x->instance : NULL,
+		.sql = p[VP_GC_IN_SQL][0] ? &x->sql : NULL,
 	};
 	const struct vp_diag_step_out *o = &rep->steps[VP_DIAG_FIREWALL];
 

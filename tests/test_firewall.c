@@ -716,6 +716,22 @@ START_TEST(test_pol_describe)
 }
 END_TEST
 
+/* The file names of an exports directory, shared by `diagnose --exports`
+ * and the status page (which reads the inputs before VP_GC_IN_PEERINGS). */
+START_TEST(test_input_files)
+{
+	ck_assert_str_eq(vp_gc_input_file(VP_GC_IN_SERVICE), "service.json");
+	ck_assert_str_eq(vp_gc_input_file(VP_GC_IN_RULES), "firewall-rules.json");
+	ck_assert_str_eq(vp_gc_input_file(VP_GC_IN_SQL), "sql-instance.json");
+	ck_assert_str_eq(vp_gc_input_file(VP_GC_IN_PEERINGS), "peerings.json");
+	ck_assert_str_eq(vp_gc_input_file(VP_GC_IN_RESULTS), "results.jsonl");
+	for (int i = 0; i < VP_GC_IN_MAX; i++)
+		ck_assert_ptr_nonnull(vp_gc_input_file(i));
+	ck_assert_ptr_null(vp_gc_input_file(VP_GC_IN_MAX));
+	ck_assert_ptr_null(vp_gc_input_file(VP_GC_IN_INVALID));
+}
+END_TEST
+
 static Suite *firewall_suite(void)
 {
 	Suite *s = suite_create("firewall");
@@ -733,6 +749,7 @@ static Suite *firewall_suite(void)
 	tcase_add_loop_test(tr, test_bad_effective, 0,
 	                    (int)(sizeof(bad_eff_cases) / sizeof(bad_eff_cases[0])));
 	tcase_add_test(tr, test_pol_describe);
+	tcase_add_test(tr, test_input_files);
 	suite_add_tcase(s, tc);
 	suite_add_tcase(s, tr);
 	return s;

@@ -228,20 +228,20 @@ static int read_inputs(struct diag *d, char *err, size_t len)
 		return -ENOMEM;
 	}
 	if (p[VP_GC_IN_SERVICE])
-		r = vp_gc_read_service(p[VP_GC_IN_SERVICE], d->service, err, len);
+		r = vp_gc_read_service(p[VP_GC_IN_SERVICE], NULL, d->service, err, len);
 	if (r >= 0 && p[VP_GC_IN_CONNECTOR])
-		r = vp_gc_read_connector(p[VP_GC_IN_CONNECTOR], d->connector, err, len);
+		r = vp_gc_read_connector(p[VP_GC_IN_CONNECTOR], NULL, d->connector, err, len);
 	if (r >= 0 && p[VP_GC_IN_RULES])
 		r = vp_gc_read_firewall_rules(p[VP_GC_IN_RULES], NULL, &d->rules, err, len);
 	if (r >= 0 && p[VP_GC_IN_EFFECTIVE])
 		r = vp_gc_read_effective_firewalls(p[VP_GC_IN_EFFECTIVE], NULL, &d->eff_rules,
 		                                   &d->policies, err, len);
 	if (r >= 0 && p[VP_GC_IN_NETWORK])
-		r = vp_gc_read_network(p[VP_GC_IN_NETWORK], &d->fw_order, err, len);
+		r = vp_gc_read_network(p[VP_GC_IN_NETWORK], NULL, &d->fw_order, err, len);
 	if (r >= 0 && p[VP_GC_IN_INSTANCE])
-		r = vp_gc_read_instance(p[VP_GC_IN_INSTANCE], d->instance, err, len);
+		r = vp_gc_read_instance(p[VP_GC_IN_INSTANCE], NULL, d->instance, err, len);
 	if (r >= 0 && p[VP_GC_IN_SQL])
-		r = vp_gc_read_sql(p[VP_GC_IN_SQL], d->sql, err, len);
+		r = vp_gc_read_sql(p[VP_GC_IN_SQL], NULL, d->sql, err, len);
 	if (r >= 0 && p[VP_GC_IN_PEERINGS])
 		r = vp_gc_read_peerings(p[VP_GC_IN_PEERINGS], &d->peerings, err, len);
 	if (r >= 0 && p[VP_GC_IN_LOGS])

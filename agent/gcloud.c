@@ -186,12 +186,13 @@ static int service_json(struct vp_gj *c, json_t *root, struct vp_gc_service *s)
 	return r < 0 ? r : 0;
 }
 
-int vp_gc_read_service(const char *path, struct vp_gc_service *ret, char *err, size_t errlen)
+int vp_gc_read_service(const char *path, const char *text, struct vp_gc_service *ret,
+                       char *err, size_t errlen)
 {
 	struct vp_gj c = { .file = path, .err = err, .errlen = errlen };
 	struct vp_gc_service *s = calloc(1, sizeof(*s));
 	json_t *root = NULL;
-	int r = s ? vp_gj_load(&c, NULL, &root) : -ENOMEM;
+	int r = s ? vp_gj_load(&c, text, &root) : -ENOMEM;
 
 	if (r >= 0)
 		r = service_json(&c, root, s);
@@ -260,12 +261,13 @@ static int connector_json(struct vp_gj *c, json_t *root, struct vp_gc_connector 
 	return r < 0 ? r : 0;
 }
 
-int vp_gc_read_connector(const char *path, struct vp_gc_connector *ret, char *err, size_t errlen)
+int vp_gc_read_connector(const char *path, const char *text, struct vp_gc_connector *ret,
+                         char *err, size_t errlen)
 {
 	struct vp_gj c = { .file = path, .err = err, .errlen = errlen };
 	struct vp_gc_connector k = { 0 };
 	json_t *root = NULL;
-	int r = vp_gj_load(&c, NULL, &root);
+	int r = vp_gj_load(&c, text, &root);
 
 	if (r >= 0)
 		r = connector_json(&c, root, &k);
@@ -343,12 +345,13 @@ static int instance_json(struct vp_gj *c, json_t *root, struct vp_gc_instance *i
 	return r < 0 ? r : 0;
 }
 
-int vp_gc_read_instance(const char *path, struct vp_gc_instance *ret, char *err, size_t errlen)
+int vp_gc_read_instance(const char *path, const char *text, struct vp_gc_instance *ret,
+                        char *err, size_t errlen)
 {
 	struct vp_gj c = { .file = path, .err = err, .errlen = errlen };
 	struct vp_gc_instance *in = calloc(1, sizeof(*in));
 	json_t *root = NULL;
-	int r = in ? vp_gj_load(&c, NULL, &root) : -ENOMEM;
+	int r = in ? vp_gj_load(&c, text, &root) : -ENOMEM;
 
 	if (r >= 0)
 		r = instance_json(&c, root, in);

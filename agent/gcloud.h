@@ -169,17 +169,26 @@ struct vp_gc_results {
 	size_t n;
 };
 
-int vp_gc_read_service(const char *path, struct vp_gc_service *ret, char *err, size_t errlen);
-int vp_gc_read_connector(const char *path, struct vp_gc_connector *ret, char *err, size_t errlen);
-int vp_gc_read_instance(const char *path, struct vp_gc_instance *ret, char *err, size_t errlen);
-int vp_gc_read_sql(const char *path, struct vp_gc_sql *ret, char *err, size_t errlen);
+/* With 'text' not NULL that text (NUL-terminated) is parsed instead of the
+ * file, and 'path' only names it in messages: the agent opens its exports
+ * itself (agent/status_fw_load.c). With NULL the file is opened by name and
+ * read to its end, whatever it is: the command line takes pipes and FIFOs,
+ * such as <(gcloud ...). */
+int vp_gc_read_service(const char *path, const char *text, struct vp_gc_service *ret,
+                       char *err, size_t errlen);
+int vp_gc_read_connector(const char *path, const char *text, struct vp_gc_connector *ret,
+                         char *err, size_t errlen);
+int vp_gc_read_instance(const char *path, const char *text, struct vp_gc_instance *ret,
+                        char *err, size_t errlen);
+int vp_gc_read_sql(const char *path, const char *text, struct vp_gc_sql *ret, char *err,
+                   size_t errlen);
 int vp_gc_read_peerings(const char *path, struct vp_gc_peerings *ret, char *err, size_t errlen);
 int vp_gc_read_logs(const char *path, struct vp_gc_logs *ret, char *err, size_t errlen);
 int vp_gc_read_results(const char *path, const char *url, const char *host, uint16_t port,
                        struct vp_gc_results *ret, char *err, size_t errlen);
 
-/* `gcloud compute firewall-rules list --format=json`. With 'text' not NULL
- * that text is parsed instead of the file, and 'path' only names it. */
+/* `gcloud compute firewall-rules list --format=json`. 'text' as for
+ * vp_gc_read_service(). */
 int vp_gc_read_firewall_rules(const char *path, const char *text, struct vp_fw_ruleset *ret,
                               char *err, size_t errlen);
 
@@ -198,7 +207,8 @@ int vp_gc_read_effective_firewalls(const char *path, const char *text, struct vp
 
 /* `gcloud compute networks describe NETWORK --format=json`: the network's
  * firewall policy enforcement order. */
-int vp_gc_read_network(const char *path, enum vp_fw_order *ret, char *err, size_t errlen);
+int vp_gc_read_network(const char *path, const char *text, enum vp_fw_order *ret, char *err,
+                       size_t errlen);
 
 void vp_gc_peerings_done(struct vp_gc_peerings *p);
 void vp_gc_logs_done(struct vp_gc_logs *l);

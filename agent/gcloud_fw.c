@@ -473,12 +473,13 @@ int vp_gc_read_effective_firewalls(const char *path, const char *text, struct vp
 /* `gcloud compute networks describe NETWORK --format=json`: only its
  * networkFirewallPolicyEnforcementOrder, AFTER_CLASSIC_FIREWALL when absent
  * (the API's default). */
-int vp_gc_read_network(const char *path, enum vp_fw_order *ret, char *err, size_t errlen)
+int vp_gc_read_network(const char *path, const char *text, enum vp_fw_order *ret,
+                       char *err, size_t errlen)
 {
 	struct vp_gj c = { .file = path, .err = err, .errlen = errlen };
 	char order[VP_GCLOUD_NAME_MAX] = "";
 	json_t *root = NULL;
-	int r = vp_gj_load(&c, NULL, &root);
+	int r = vp_gj_load(&c, text, &root);
 
 	if (r >= 0 && !json_is_object(root))
 		r = vp_gj_fail(&c, ".", "expected an object (the output of gcloud compute networks "

@@ -89,16 +89,15 @@ void vp_gj_index(char *dst, const char *path, size_t i)
 		(void)0; /* a path only names a place in messages: cut is fine */
 }
 
-int vp_gj_read(struct vp_gj *c, char **ret, size_t *len)
+int vp_gj_read_fd(struct vp_gj *c, int fd, char **ret, size_t *len)
 {
 	size_t cap = 64 * 1024, n = 0;
 	char *buf = malloc(cap);
-	int fd = open(c->file, O_RDONLY | O_CLOEXEC);
 	int r = 0;
 
-	if (fd < 0 || !buf) {
-		r = fd < 0 ? -errno : -ENOMEM;
-		vp_gj_fail(c, NULL, "%s", strerror(-r));
+	if (!buf) {
+		r = -ENOMEM;
+		vp_gj_fail(c, NULL, "out of memory reading it");
 		goto out;
 	}
 	for (;;) {
@@ -137,13 +136,30 @@ int vp_gj_read(struct vp_gj *c, char **ret, size_t *len)
 			break;
 		n += (size_t)got;
 	}
+	/* The loop grows the buffer before it reads, so the end has room. */
+	buf[n] = '\0';
 	*ret = buf;
 	*len = n;
 	buf = NULL;
 out:
 	free(buf);
-	if (fd >= 0)
-		close(fd);
+	return r;
+}
+
+int vp_gj_read(struct vp_gj *c, char **ret, size_t *len)
+{
+	/* Opened by name and blocking: a FIFO waits for its writer, as a
+	 * command line's <(gcloud ...) needs. */
+	int fd = open(c->file, O_RDONLY | O_CLOEXEC);
+	int r;
+
+	if (fd < 0) {
+		r = -errno;
+		vp_gj_fail(c, NULL, "%s", strerror(-r));
+		return r;
+	}
+	r = vp_gj_read_fd(c, fd, ret, len);
+	(void)close(fd); /* read-only: nothing to lose */
 	return r;
 }
 

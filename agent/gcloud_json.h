@@ -19,8 +19,13 @@ struct vp_gj {
 };
 
 /* Reads c->file whole (at most VP_GCLOUD_FILE_MAX bytes) into an owned
- * buffer. Returns 0 or -errno. */
+ * buffer, NUL-terminated (the NUL not counted in '*len'). It opens the file
+ * by name, blocking: whatever it is, a FIFO too. Returns 0 or -errno. */
 int vp_gj_read(struct vp_gj *c, char **ret, size_t *len);
+/* The same from the descriptor 'fd', open already (and left open), to its
+ * end; c->file only names it. For a caller that checks what it opened
+ * before it reads, as the agent does (agent/status_fw_load.c). */
+int vp_gj_read_fd(struct vp_gj *c, int fd, char **ret, size_t *len);
 
 /* Parses 'text' when not NULL, else reads c->file (at most
  * VP_GCLOUD_FILE_MAX bytes). An array or an object; -errno on failure. */

@@ -53,12 +53,13 @@ static int sql_json(struct vp_gj *c, json_t *root, struct vp_gc_sql *s)
 	return r < 0 ? r : 0;
 }
 
-int vp_gc_read_sql(const char *path, struct vp_gc_sql *ret, char *err, size_t errlen)
+int vp_gc_read_sql(const char *path, const char *text, struct vp_gc_sql *ret,
+                   char *err, size_t errlen)
 {
 	struct vp_gj c = { .file = path, .err = err, .errlen = errlen };
 	struct vp_gc_sql s = { 0 };
 	json_t *root = NULL;
-	int r = vp_gj_load(&c, NULL, &root);
+	int r = vp_gj_load(&c, text, &root);
 
 	if (r >= 0)
 		r = sql_json(&c, root, &s);

@@ -3,16 +3,20 @@
  * its own firewall_admits_connector step (agent/diagnose_fw.c), so that the
  * page and the command can never disagree. Runs on the loop at start and
  * at SIGHUP: the files are local and bounded (VP_STATUS_FW_FILE_MAX), and
- * only regular files are opened, so that a FIFO cannot hang the agent. */
+ * only regular files are read, checked on the open descriptor, so that a
+ * FIFO cannot hang the agent. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent/diagnose.h"
+#include "agent/gcloud_json.h"
 #include "agent/log.h"
 #include "agent/status_fw.h"
 #include "probes/wire.h"
@@ -44,8 +48,81 @@ static int fail(char *err, size_t len, const char *fmt, ...)
 	return -EINVAL;
 }
 
-/* Which files are there; each must be a regular file of a bounded size. */
-static int find_files(const char *dir, struct exports *x, char *err, size_t len)
+static const char *file_type(mode_t m)
+{
+	return S_ISFIFO(m) ? "a FIFO" : S_ISDIR(m) ? "a directory" : S_ISSOCK(m) ? "a socket" :
+	       S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device" : "not a file";
+}
+
+/* Opens 'path' and reads it when it is a regular file of a bounded size.
+ * The check is made on the descriptor that is then read, not on the name:
+ * a FIFO put in the file's place after a stat() would block the loop in
+ * open() and read(). O_NONBLOCK lets the open of a FIFO return at once (and
+ * O_NOCTTY that of a terminal); a symbolic link is followed, since exports
+ * are often links to where gcloud wrote them. Returns 1 with '*text'
+ * owned, 0 when there is no such file, or -errno. */
+static int read_export(const char *path, time_t *newest, char **text, char *err, size_t len)
+{
+	struct vp_gj c = { .file = path, .err = err, .errlen = len };
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	struct stat st;
+	size_t n = 0;
+	int r;
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : fail(err, len, "'%s': %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0)
+		r = fail(err, len, "'%s': fstat: %s", path, strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		r = fail(err, len, "'%s': %s, not a regular file; the agent reads exports only from "
+		         "regular files (or links to them)", path, file_type(st.st_mode));
+	else if (st.st_size > VP_STATUS_FW_FILE_MAX)
+		r = fail(err, len, "'%s': %lld bytes, more than the agent reads (%d MiB)", path,
+		         (long long)st.st_size, VP_STATUS_FW_FILE_MAX / (1024 * 1024));
+	else
+		r = vp_gj_read_fd(&c, fd, text, &n);
+	(void)close(fd); /* read-only: nothing to lose */
+	if (r == 0 && strlen(*text) != n) {
+		/* The readers take the text up to its NUL: what follows must
+		 * not be dropped unseen. */
+		r = fail(err, len, "'%s': a NUL byte at offset %zu; expected JSON", path, strlen(*text));
+		free(*text);
+		*text = NULL;
+	}
+	if (r < 0)
+		return r;
+	if (st.st_mtime > *newest)
+		*newest = st.st_mtime;
+	return 1;
+}
+
+/* Input 'i' from its text; x->path[i] names it. */
+static int parse_export(struct exports *x, int i, const char *text, char *err, size_t len)
+{
+	const char *p = x->path[i];
+
+	switch (i) {
+	case VP_GC_IN_SERVICE:
+		return vp_gc_read_service(p, text, &x->service, err, len);
+	case VP_GC_IN_CONNECTOR:
+		return vp_gc_read_connector(p, text, &x->connector, err, len);
+	case VP_GC_IN_RULES:
+		return vp_gc_read_firewall_rules(p, text, &x->rules, err, len);
+	case VP_GC_IN_EFFECTIVE:
+		return vp_gc_read_effective_firewalls(p, text, &x->eff_rules, &x->policies, err, len);
+	case VP_GC_IN_NETWORK:
+		return vp_gc_read_network(p, text, &x->fw_order, err, len);
+	case VP_GC_IN_INSTANCE:
+		return vp_gc_read_instance(p, text, &x->instance, err, len);
+	default:
+		return vp_gc_read_sql(p, text, &x->sql, err, len);
+	}
+}
+
+/* Reads every export present, one at a time; the first broken one (not a
+ * regular file, too large, not the JSON expected) stops it, its message
+ * naming the file (and the JSON path). */
+static int read_files(const char *dir, struct exports *x, char *err, size_t len)
 {
 	struct stat st;
 
@@ -54,50 +131,21 @@ static int find_files(const char *dir, struct exports *x, char *err, size_t len)
 	if (!S_ISDIR(st.st_mode))
 		return fail(err, len, "gcloud_exports '%s': not a directory", dir);
 	for (int i = 0; i < FW_INPUTS; i++) {
-		char *p = x->path[i];
+		char *p = x->path[i], *text = NULL;
+		int r;
 
 		if ((size_t)snprintf(p, VP_PATH_MAX, "%s/%s", dir, vp_gc_input_file(i)) >= VP_PATH_MAX)
 			return fail(err, len, "gcloud_exports '%s': path too long", dir);
-		if (stat(p, &st) < 0) {
-			if (errno != ENOENT)
-				return fail(err, len, "'%s': %s", p, strerror(errno));
+		r = read_export(p, &x->newest, &text, err, len);
+		if (r == 0)
 			p[0] = '\0';   /* absent: its steps are unknown, as in diagnose */
-			continue;
-		}
-		if (!S_ISREG(st.st_mode))
-			return fail(err, len, "'%s': not a regular file", p);
-		if (st.st_size > VP_STATUS_FW_FILE_MAX)
-			return fail(err, len, "'%s': %lld bytes, more than the agent reads (%d MiB)", p,
-			            (long long)st.st_size, VP_STATUS_FW_FILE_MAX / (1024 * 1024));
-		if (st.st_mtime > x->newest)
-			x->newest = st.st_mtime;
+		else if (r > 0)
+			r = parse_export(x, i, text, err, len);
+		free(text);
+		if (r < 0)
+			return r;
 	}
 	return 0;
-}
-
-/* Reads every file present; the first broken one stops it, its message
- * naming the file and the JSON path. */
-static int read_files(struct exports *x, char *err, size_t len)
-{
-	char (*p)[VP_PATH_MAX] = x->path;
-	int r = 0;
-
-	if (p[VP_GC_IN_SERVICE][0])
-		r = vp_gc_read_service(p[VP_GC_IN_SERVICE], &x->service, err, len);
-	if (r >= 0 && p[VP_GC_IN_CONNECTOR][0])
-		r = vp_gc_read_connector(p[VP_GC_IN_CONNECTOR], &x->connector, err, len);
-	if (r >= 0 && p[VP_GC_IN_RULES][0])
-		r = vp_gc_read_firewall_rules(p[VP_GC_IN_RULES], NULL, &x->rules, err, len);
-	if (r >= 0 && p[VP_GC_IN_EFFECTIVE][0])
-		r = vp_gc_read_effective_firewalls(p[VP_GC_IN_EFFECTIVE], NULL, &x->eff_rules,
-		                                   &x->policies, err, len);
-	if (r >= 0 && p[VP_GC_IN_NETWORK][0])
-		r = vp_gc_read_network(p[VP_GC_IN_NETWORK], &x->fw_order, err, len);
-	if (r >= 0 && p[VP_GC_IN_INSTANCE][0])
-		r = vp_gc_read_instance(p[VP_GC_IN_INSTANCE], &x->instance, err, len);
-	if (r >= 0 && p[VP_GC_IN_SQL][0])
-		r = vp_gc_read_sql(p[VP_GC_IN_SQL], &x->sql, err, len);
-	return r < 0 ? r : 0;
 }
 
 /* The connector the page asks about: the export's, with the target's
@@ -189,8 +237,7 @@ int vp_status_fw_load(const char *dir, const struct vp_target *t, size_t n,
 		r = 0;
 		goto out;
 	}
-	if (find_files(dir, x, fw->error, sizeof(fw->error)) == 0 &&
-	    read_files(x, fw->error, sizeof(fw->error)) == 0) {
+	if (read_files(dir, x, fw->error, sizeof(fw->error)) == 0) {
 		fw->error[0] = '\0';
 		if (x->newest && gmtime_r(&x->newest, &tm))
 			strftime(fw->when, sizeof(fw->when), "%Y-%m-%dT%H:%M:%SZ", &tm);

@@ -175,6 +175,17 @@ usage() {
     run "$VPCPROBE" diagnose --json --no-probe --exports "$healthy" \
         --firewall-rules "$FIX/firewall_denies/firewall-rules.json" tcp://10.128.0.5:5432
     jqis "an input option wins over --exports" '.cause == "firewall_denies"'
+    # A pipe (process substitution) and a FIFO whose writer comes later are
+    # read to their end: only the agent refuses what is not a regular file.
+    run "$VPCPROBE" diagnose --json --no-probe --exports "$healthy" \
+        --firewall-rules <(cat "$FIX/firewall_denies/firewall-rules.json") tcp://10.128.0.5:5432
+    jqis "an input through a pipe, <(...)" '.cause == "firewall_denies"'
+    mkfifo "$T/rules.fifo" || exit 1
+    (sleep 0.2; cat "$FIX/firewall_denies/firewall-rules.json" >"$T/rules.fifo") &
+    PIDS+=("$!")
+    run "$VPCPROBE" diagnose --json --no-probe --exports "$healthy" \
+        --firewall-rules "$T/rules.fifo" tcp://10.128.0.5:5432
+    jqis "an input through a FIFO whose writer opens it later" '.cause == "firewall_denies"'
     run "$VPCPROBE" diagnose --json --exports "$healthy" \
         --results "$FIX/not_listening/results.jsonl" tcp://10.128.0.5:5432
     jqis "--results stands for the probe (no --no-probe needed)" \

@@ -5,10 +5,12 @@
  * Each table row is one exports directory, made of fixture files under
  * their export names, and one target. */
 #include <check.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent/status_int.h"
@@ -167,6 +169,110 @@ START_TEST(test_fw_line)
 }
 END_TEST
 
+/* A user who puts a FIFO in an export's place just after the agent looked
+ * at the name: stat() of 'swap_path' answers for the file that is there,
+ * then replaces it with a FIFO that no writer ever opens. The agent checks
+ * the descriptor it reads, not the name, so it never asks; code that
+ * stat()ed the name and then opened it would block in open() for good. */
+static const char *swap_path;
+
+int stat(const char *restrict path, struct stat *restrict st)
+{
+	int r = fstatat(AT_FDCWD, path, st, 0);
+
+	if (r == 0 && swap_path != NULL && strcmp(path, swap_path) == 0) {
+		swap_path = NULL;
+		ck_assert_int_eq(unlink(path), 0);
+		ck_assert_int_eq(mkfifo(path, 0600), 0);
+	}
+	return r;
+}
+
+/* fw_cases[0] (allowed) loaded from 'dir'; the line of 'orders-db'. */
+static const struct vp_status_fw_line *load_case0(const char *dir, struct vp_config **cfg,
+                                                   struct vp_status_fw **fw)
+{
+	char doc[1024], err[4096] = "";
+	char *json;
+
+	snprintf(doc, sizeof(doc), "{'targets': [%s]}", fw_cases[0].target);
+	json = json_of(doc);
+	ck_assert_msg(vp_config_load_string(json, "t.json", cfg, err, sizeof(err)) == 0, "%s", err);
+	free(json);
+	ck_assert_int_eq(vp_status_fw_load(dir, (*cfg)->targets, (*cfg)->n_targets, fw), 0);
+	ck_assert_uint_eq((*fw)->n, 1);
+	return &(*fw)->lines[0];
+}
+
+static void free_case0(struct vp_config *cfg, struct vp_status_fw *fw)
+{
+	vp_status_fw_free(fw);
+	vp_config_free(cfg);
+}
+
+/* A FIFO in place of an export: refused at once, the message naming the
+ * file; with the file back, the exports load. alarm(): a test that blocks
+ * on the FIFO fails instead of hanging. */
+START_TEST(test_fw_fifo)
+{
+	const struct fw_case *c = &fw_cases[0];
+	char dir[64], rules[VP_PATH_MAX], want[VP_PATH_MAX + 64], target[VP_PATH_MAX];
+	const struct vp_status_fw_line *l;
+	struct vp_config *cfg = NULL;
+	struct vp_status_fw *fw = NULL;
+	ssize_t n;
+
+	alarm(10);
+	make_exports(c, dir, sizeof(dir));
+	snprintf(rules, sizeof(rules), "%s/firewall-rules.json", dir);
+	n = readlink(rules, target, sizeof(target) - 1);
+	ck_assert_int_gt(n, 0);
+	target[n] = '\0';
+	ck_assert_int_eq(unlink(rules), 0);
+	ck_assert_int_eq(mkfifo(rules, 0600), 0);
+
+	l = load_case0(dir, &cfg, &fw);
+	snprintf(want, sizeof(want), "'%s': a FIFO, not a regular file", rules);
+	ck_assert_msg(strstr(fw->error, want), "%s", fw->error);
+	ck_assert_int_eq(l->answer, VP_STATUS_FW_UNKNOWN);
+	ck_assert_msg(strstr(l->text, want), "%s", l->text);
+	free_case0(cfg, fw);
+
+	ck_assert_int_eq(unlink(rules), 0);
+	ck_assert_int_eq(symlink(target, rules), 0);
+	l = load_case0(dir, &cfg, &fw);
+	ck_assert_str_eq(fw->error, "");
+	ck_assert_msg(l->answer == VP_STATUS_FW_ALLOWED, "%s", l->text);
+	free_case0(cfg, fw);
+	remove_exports(c, dir);
+	alarm(0);
+}
+END_TEST
+
+/* The FIFO comes right after a stat() of the name (see stat() above):
+ * either the file was read before, or the FIFO is refused; never a wait. */
+START_TEST(test_fw_fifo_after_stat)
+{
+	const struct fw_case *c = &fw_cases[0];
+	char dir[64], rules[VP_PATH_MAX];
+	const struct vp_status_fw_line *l;
+	struct vp_config *cfg = NULL;
+	struct vp_status_fw *fw = NULL;
+
+	alarm(10);
+	make_exports(c, dir, sizeof(dir));
+	snprintf(rules, sizeof(rules), "%s/firewall-rules.json", dir);
+	swap_path = rules;
+	l = load_case0(dir, &cfg, &fw);
+	ck_assert_msg(l->answer == VP_STATUS_FW_ALLOWED || strstr(fw->error, "a FIFO"), "%s",
+	              l->text);
+	swap_path = NULL;
+	free_case0(cfg, fw);
+	remove_exports(c, dir);
+	alarm(0);
+}
+END_TEST
+
 /* The exports are untrusted: hostile text shows escaped, and no line (a
  * target without connector_range) is an empty hidden block and null. */
 START_TEST(test_fw_render_hostile)
@@ -230,6 +336,8 @@ int main(void)
 	tcase_add_loop_test(tc, test_fw_line, 0, N_ELEMS(fw_cases));
 	tcase_add_test(tc, test_fw_render_hostile);
 	tcase_add_test(tc, test_fw_no_range);
+	tcase_add_test(tc, test_fw_fifo);
+	tcase_add_test(tc, test_fw_fifo_after_stat);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

@@ -142,7 +142,7 @@ static int read_one(int which, const char *path, const char *text, char *err, si
 	case SERVICE: {
 		struct vp_gc_service s;
 
-		r = vp_gc_read_service(path, &s, err, errlen);
+		r = vp_gc_read_service(path, NULL, &s, err, errlen);
 		if (r == 0)
 			VP_FUZZ_CHECK(s.n_dv_tags <= VP_GCLOUD_TAGS_MAX &&
 			              vp_fuzz_terminated(s.connector, sizeof(s.connector)));
@@ -151,7 +151,7 @@ static int read_one(int which, const char *path, const char *text, char *err, si
 	case CONNECTOR: {
 		struct vp_gc_connector k;
 
-		r = vp_gc_read_connector(path, &k, err, errlen);
+		r = vp_gc_read_connector(path, NULL, &k, err, errlen);
 		if (r == 0)
 			VP_FUZZ_CHECK(vp_fuzz_terminated(k.name, sizeof(k.name)) &&
 			              (!k.has_range || k.range.family == AF_INET || k.range.family == AF_INET6));
@@ -160,7 +160,7 @@ static int read_one(int which, const char *path, const char *text, char *err, si
 	case INSTANCE: {
 		struct vp_gc_instance in;
 
-		r = vp_gc_read_instance(path, &in, err, errlen);
+		r = vp_gc_read_instance(path, NULL, &in, err, errlen);
 		if (r == 0)
 			VP_FUZZ_CHECK(in.n_nics <= VP_GCLOUD_NICS_MAX && in.n_tags <= VP_GCLOUD_TAGS_MAX &&
 			              in.n_sas <= VP_GCLOUD_SAS_MAX);
@@ -169,7 +169,7 @@ static int read_one(int which, const char *path, const char *text, char *err, si
 	case SQL: {
 		struct vp_gc_sql q;
 
-		r = vp_gc_read_sql(path, &q, err, errlen);
+		r = vp_gc_read_sql(path, NULL, &q, err, errlen);
 		if (r == 0)
 			VP_FUZZ_CHECK(q.n_ips <= VP_GCLOUD_IPS_MAX);
 		return r;
@@ -222,7 +222,7 @@ static int read_one(int which, const char *path, const char *text, char *err, si
 	case NETWORK: {
 		enum vp_fw_order order = VP_FW_ORDER_UNKNOWN;
 
-		r = vp_gc_read_network(path, &order, err, errlen);
+		r = vp_gc_read_network(path, NULL, &order, err, errlen);
 		if (r == 0)
 			VP_FUZZ_CHECK(order == VP_FW_ORDER_AFTER_CLASSIC ||
 			              order == VP_FW_ORDER_BEFORE_CLASSIC);

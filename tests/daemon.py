@@ -11,7 +11,6 @@ Waits are readiness checks with a bound (a notify message, a log line), never
 sleeps. Traffic goes only to 127.0.0.1."""
 
 import array
-import json
 import os
 import re
 import signal
@@ -21,22 +20,10 @@ import sys
 import tempfile
 import time
 
-VPCPROBE = os.environ.get("VPCPROBE", os.path.join(os.path.dirname(__file__), "..", "build", "vpcprobe"))
-results = []
-
-
-def check(ok, what):
-    results.append(ok)
-    print(("ok" if ok else "not ok") + " %d - %s" % (len(results), what), flush=True)
-
-
-def free_port():
-    """A loopback port nothing listens on: bound, then closed."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+sys.dont_write_bytecode = True    # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vptest import (VPCPROBE, check, exit_status, failed, free_port, have_vpcprobe,  # noqa: E402
+                    listener, read_text, summary, wait_file, write_json)
 
 
 # What systemd sets for a service; the test decides each of them.
@@ -98,20 +85,10 @@ class Daemon:
         return None
 
     def wait_log(self, text, timeout=10.0, count=1):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with open(self.log_path, "rb") as f:
-                if f.read().decode(errors="replace").count(text) >= count:
-                    return True
-            if self.proc.poll() is not None:
-                return False
-            # Polling a log file has no readiness event; the bound is the deadline.
-            time.sleep(0.02)
-        return False
+        return wait_file(self.log_path, text, count, timeout, self.proc)
 
     def log_text(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
+        return read_text(self.log_path)
 
     def stop_with(self, sig):
         """Sends sig; the exit status if the agent ends within 5 s, else None."""
@@ -144,14 +121,11 @@ class Daemon:
 
 
 def main():
-    if not os.access(VPCPROBE, os.X_OK):
-        print("Bail out! no vpcprobe at " + VPCPROBE)
+    if not have_vpcprobe():
         return 1
     work = tempfile.mkdtemp(prefix="vpdaemon.")
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    open_port = listener.getsockname()[1]
+    up = listener(16)
+    open_port = up.getsockname()[1]
     closed_port = free_port()
 
     # Its own status port: never the default 9464, which another agent may hold.
@@ -159,8 +133,7 @@ def main():
            "targets": [{"name": "up", "url": "tcp://127.0.0.1:%d" % open_port},
                        {"name": "down", "url": "tcp://127.0.0.1:%d" % closed_port}]}
     path = os.path.join(work, "vpcprobe.json")
-    with open(path, "w") as f:
-        json.dump(cfg, f)
+    write_json(path, cfg)
 
     d = Daemon(path, work)
     try:
@@ -174,7 +147,7 @@ def main():
               "an unchanged verdict is not logged again")
 
         # Now the listener goes away: 'up' changes verdict and that is logged.
-        listener.close()
+        up.close()
         check(d.wait_log("target 'up': ok -> refused"), "a verdict change is logged: ok -> refused")
 
         # SIGHUP with a bad config: the running one stays.
@@ -188,8 +161,7 @@ def main():
 
         # SIGHUP with a good config: one target renamed, one kept.
         cfg["targets"][1]["name"] = "down-renamed"
-        with open(path, "w") as f:
-            json.dump(cfg, f)
+        write_json(path, cfg)
         d.proc.send_signal(signal.SIGHUP)
         check(d.wait_log("reloaded config"), "a good config on SIGHUP is taken")
         check(d.wait_log("target 'down-renamed': start -> refused"), "a new target starts its own history")
@@ -215,22 +187,20 @@ def main():
               "without JOURNAL_STREAM no line carries a <N> prefix")
     finally:
         d.stop()
-        listener.close()
+        up.close()
 
     # One target that is refused: a verdict logged soon after start.
     cfg = {"agent": {"name": "daemon-test", "status_listen": "127.0.0.1:%d" % free_port()},
            "defaults": {"interval_s": 1, "timeout_ms": 500},
            "targets": [{"name": "down", "url": "tcp://127.0.0.1:%d" % free_port()}]}
-    with open(path, "w") as f:
-        json.dump(cfg, f)
+    write_json(path, cfg)
     runs = [d, watchdog_and_sigint(path, work), journal_stream(path, work),
             journal_elsewhere(path, work)]
-    failed = results.count(False)
-    print("# %d passed, %d failed" % (len(results) - failed, failed))
-    if failed:
+    summary()
+    if failed():
         for r in runs:
             sys.stdout.write("# %s\n%s" % (r.log_path, r.log_text()))
-    return 1 if failed else 0
+    return exit_status()
 
 
 def watchdog_and_sigint(path, work):

@@ -26,29 +26,30 @@ import random
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import traceback
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+sys.dont_write_bytecode = True    # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import collector  # noqa: E402
+from vptest import (LineAgent, Metadata, check, exit_status, have_vpcprobe,  # noqa: E402
+                    listener, metric, request, results, sanitizer_logs, spool_frames,
+                    spool_segments, summary, wait_for)
 
-VPCPROBE = os.environ.get("VPCPROBE", os.path.join(os.path.dirname(__file__), "..", "build", "vpcprobe"))
 TOKEN = "test-token-7f3a"
 RSS_BOUND_KB = 100 * 1024    # generous: the agent runs in a few MB
-results = []
-
-
-def check(ok, what):
-    results.append(bool(ok))
-    print(("ok" if ok else "not ok") + " %d - %s" % (len(results), what), flush=True)
-    return ok
+# What the metadata server (vptest.Metadata) answers; the zone is busy (503)
+# once first.
+METADATA = {"/computeMetadata/v1/instance/name": "diag-vm-7",
+            "/computeMetadata/v1/instance/zone": "projects/123456/zones/europe-west1-b",
+            "/computeMetadata/v1/project/project-id": "orders-prod",
+            "/computeMetadata/v1/instance/network-interfaces/0/network":
+                "projects/123456/networks/shared-vpc"}
+METADATA_BUSY_ONCE = {"/computeMetadata/v1/instance/zone"}
 
 
 def ephemeral_range():
@@ -78,147 +79,13 @@ def free_port():
     raise RuntimeError("no free loopback port below %d" % lo)
 
 
-def wait_for(pred, timeout=30.0):
-    """Polls a condition that has no event to wait on (a file, a process);
-    the bound is the deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
+class Agent(LineAgent):
+    """vpcprobe run (vptest.LineAgent), with -v when verbose."""
 
-
-class Metadata:
-    """A Compute Engine metadata server of our own: the four paths, the
-    Metadata-Flavor header both ways, one 503 first on the zone."""
-
-    ANSWERS = {"/computeMetadata/v1/instance/name": "diag-vm-7",
-               "/computeMetadata/v1/instance/zone": "projects/123456/zones/europe-west1-b",
-               "/computeMetadata/v1/project/project-id": "orders-prod",
-               "/computeMetadata/v1/instance/network-interfaces/0/network":
-                   "projects/123456/networks/shared-vpc"}
-
-    def __init__(self):
-        self.requests = []
-        self.busy_once = {"/computeMetadata/v1/instance/zone"}
-        meta = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, fmt, *args):
-                pass
-
-            def do_GET(self):
-                meta.requests.append((self.path, self.headers.get("Metadata-Flavor")))
-                code, body = 404, "not found"
-                if self.headers.get("Metadata-Flavor") != "Google":
-                    code, body = 403, "missing Metadata-Flavor"
-                elif self.path in meta.busy_once:
-                    meta.busy_once.discard(self.path)
-                    code, body = 503, "busy"
-                elif self.path in meta.ANSWERS:
-                    code, body = 200, meta.ANSWERS[self.path]
-                data = body.encode()
-                self.send_response(code)
-                self.send_header("Metadata-Flavor", "Google")
-                self.send_header("Content-Type", "application/text")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class Agent:
-    """vpcprobe run, its stderr lines stamped with the time they came."""
+    TERM_S = 6
 
     def __init__(self, work, cfg, name="agent", verbose=False, env_extra=None):
-        self.cfg_path = os.path.join(work, name + ".json")
-        with open(self.cfg_path, "w") as f:
-            json.dump(cfg, f)
-        self.lines = []
-        self.cond = threading.Condition()
-        self.log = open(os.path.join(work, name + ".log"), "a")
-        # No proxy: the collector and the metadata server are on loopback.
-        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-        # Under AddressSanitizer, freed memory waits in a quarantine of up to
-        # 256 MB and counts in RSS; a small one keeps the RSS bound about the
-        # agent, not the sanitizer. (Ignored by a build without ASan.)
-        env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"), "quarantine_size_mb=16"]))
-        env.update(env_extra or {})
-        self.proc = subprocess.Popen([VPCPROBE, "run", "-c", self.cfg_path] + (["-v"] if verbose else []),
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for raw in self.proc.stderr:
-            line = raw.decode(errors="replace").rstrip("\n")
-            self.log.write(line + "\n")
-            self.log.flush()
-            with self.cond:
-                self.lines.append((time.time(), line))
-                self.cond.notify_all()
-        with self.cond:
-            self.cond.notify_all()
-
-    def count(self, text, before=None):
-        with self.cond:
-            return sum(1 for t, l in self.lines if text in l and (before is None or t < before))
-
-    def text(self):
-        with self.cond:
-            return "\n".join(l for _, l in self.lines)
-
-    def wait_log(self, text, count=1, timeout=30.0):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while sum(1 for _, l in self.lines if text in l) < count:
-                left = deadline - time.monotonic()
-                if left <= 0 or (self.proc.poll() is not None and not self.reader.is_alive()):
-                    return False
-                self.cond.wait(min(left, 0.5))
-            return True
-
-    def rss_kb(self):
-        with open("/proc/%d/status" % self.proc.pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
-
-    def signal(self, sig):
-        self.proc.send_signal(sig)
-
-    def term(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=6)
-        except subprocess.TimeoutExpired:
-            rc = None
-        self.close()
-        return rc
-
-    def kill9(self):
-        self.proc.kill()
-        self.proc.wait()
-        self.close()
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.reader.join(timeout=5)
-        self.log.close()
+        super().__init__(work, cfg, name, args=["-v"] if verbose else [], env_extra=env_extra)
 
 
 class Env:
@@ -227,9 +94,7 @@ class Env:
     def __init__(self, meta, name):
         self.work = tempfile.mkdtemp(prefix="vpdelivery.%s." % name)
         self.state = os.path.join(self.work, "state")
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(64)
+        self.listener = listener(64)
         self.up_port = self.listener.getsockname()[1]
         self.down_port = free_port()
         self.status_port = free_port()
@@ -256,13 +121,7 @@ class Env:
         """Under ASan/UBSan a report in any agent's log fails the scenario;
         a scenario that passed leaves no files behind."""
         self.listener.close()
-        reports = []
-        for name in sorted(os.listdir(self.work)):
-            if name.endswith(".log"):
-                with open(os.path.join(self.work, name), errors="replace") as f:
-                    text = f.read()
-                if "Sanitizer" in text or "runtime error:" in text:
-                    reports.append(name)
+        reports = sanitizer_logs(self.work)
         if reports:
             check(False, "sanitizer reports in %s (kept in %s)" % (reports, self.work))
         elif all(results[self.first_result:]):
@@ -315,50 +174,19 @@ def contiguous(seqs):
 
 # ---- spool files ----
 
-def segments(state):
-    d = os.path.join(state, "spool")
-    if not os.path.isdir(d):
-        return []
-    return sorted(os.path.join(d, n) for n in os.listdir(d) if n.endswith(".seg"))
-
-
-def frames(path):
-    """[(offset, length, seq)] of the frames of a segment, headers only."""
-    out = []
-    with open(path, "rb") as f:
-        data = f.read()
-    off = 0
-    while off + 20 <= len(data):
-        magic, length, seq = struct.unpack_from("<4sIQ", data, off)
-        if magic != b"VPR1":
-            break
-        out.append((off, length, seq))
-        off += 20 + length
-    return out
-
-
 # ---- the scenarios ----
 
 def scraped(env, sample):
     """The value of one sample on the agent's /metrics; None when it is not
     there or the status server does not answer."""
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % env.status_port, timeout=5) as r:
-            body = r.read().decode()
-    except OSError:
-        return None
-    for line in body.splitlines():
-        if line.startswith(sample + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return None
+    return metric(env.status_port, sample, timeout=5)
 
 
 def delivery_state(env):
     """The delivery object of the agent's /api/v1/status, or {}."""
     try:
-        with urllib.request.urlopen("http://127.0.0.1:%d/api/v1/status" % env.status_port,
-                                    timeout=5) as r:
-            return json.load(r).get("delivery", {})
+        status, _, body = request(env.status_port, "/api/v1/status", timeout=5)
+        return json.loads(body).get("delivery", {}) if status == 200 else {}
     except (OSError, ValueError):
         return {}
 
@@ -661,9 +489,9 @@ def scenario_damaged_spool(meta):
     try:
         check(agent.wait_log("target 'down' ", count=4), "damage: results spooled, collector down")
         check(agent.term() == 0, "damage: stopped")
-        segs = segments(env.state)
-        fr = frames(segs[-1])
-        all_seqs = [seq for s in segs for _, _, seq in frames(s)]
+        segs = spool_segments(env.state)
+        fr = spool_frames(segs[-1])
+        all_seqs = [seq for s in segs for _, _, seq in spool_frames(s)]
         check(len(fr) >= 5, "damage: the newest segment has %d frames" % len(fr))
         off, length, bad_seq = fr[len(fr) // 2]
         with open(segs[-1], "r+b") as f:
@@ -715,13 +543,13 @@ def scenario_full(meta):
     agent = Agent(env.work, cfg)
     col = None
     try:
-        check(wait_for(lambda: segments(env.state)), "full: the spool has its first segment")
-        first_seq = int(os.path.basename(segments(env.state)[0])[:16], 16)
+        check(wait_for(lambda: spool_segments(env.state), timeout=30.0), "full: the spool has its first segment")
+        first_seq = int(os.path.basename(spool_segments(env.state)[0])[:16], 16)
         check(agent.wait_log("is full", count=2, timeout=60), "full: the oldest segments are dropped")
         rss = agent.rss_kb()
         check(agent.proc.poll() is None, "full: the agent keeps running")
         check(rss < RSS_BOUND_KB, "full: RSS bounded (%d kB)" % rss)
-        total = sum(os.path.getsize(p) for p in segments(env.state))
+        total = sum(os.path.getsize(p) for p in spool_segments(env.state))
         check(total <= 1024 * 1024, "full: the spool stays within spool_max_mb (%d bytes)" % total)
         col = collector.Collector("otlp", port=port).start()
         check(col.wait(lambda rs: sum(1 for r in rs if r["status"] == 200) >= 3, timeout=90),
@@ -1042,11 +870,11 @@ def scenario_https(meta):
         check(col.tls_failures >= 1 and not col.requests and not col.metrics,
               "wrong CA: the handshake fails (%d), nothing reaches the collector, nothing is "
               "acknowledged" % col.tls_failures)
-        n_frames = sum(len(frames(s)) for s in segments(state))
+        n_frames = sum(len(spool_frames(s)) for s in spool_segments(state))
         check(n_frames >= agent.count("target 'up' ", before=time.time() - 1) +
               agent.count("target 'down' ", before=time.time() - 1),
               "wrong CA: the spool keeps the results (%d frames)" % n_frames)
-        first_seq = frames(segments(state)[0])[0][2]
+        first_seq = spool_frames(spool_segments(state)[0])[0][2]
         fixed_at = time.time()
         before = {t: agent.count("target '%s' " % t, before=fixed_at - 1) for t in ("up", "down")}
         cfg["collector"]["ca_file"] = ca
@@ -1079,14 +907,13 @@ SCENARIOS = [scenario_json, scenario_otlp, scenario_down_then_up, scenario_retri
 
 
 def main():
-    if not os.access(VPCPROBE, os.X_OK):
-        print("Bail out! no vpcprobe at " + VPCPROBE)
+    if not have_vpcprobe():
         return 1
     only = sys.argv[1:]
     for sc in SCENARIOS:
         if only and sc.__name__.replace("scenario_", "") not in only:
             continue
-        meta = Metadata()
+        meta = Metadata(METADATA, METADATA_BUSY_ONCE)
         print("# %s" % sc.__name__, flush=True)
         try:
             sc(meta)
@@ -1095,9 +922,8 @@ def main():
             check(False, "%s raised" % sc.__name__)
         finally:
             meta.stop()
-    failed = results.count(False)
-    print("# %d passed, %d failed" % (len(results) - failed, failed))
-    return 1 if failed or not results else 0
+    summary()
+    return exit_status()
 
 
 if __name__ == "__main__":

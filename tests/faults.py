@@ -35,15 +35,12 @@ Traffic: 127.0.0.0/8, and the lab's 198.18.0.0/15 in namespaces this test
 creates (tests/lab/lab.sh). TAP output; exit 77 when every scenario run was
 skipped."""
 
-import http.client
 import json
 import os
 import re
 import resource
 import shutil
-import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -51,107 +48,30 @@ import threading
 import time
 import traceback
 
+sys.dont_write_bytecode = True    # no __pycache__ in the source tree
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import collector  # noqa: E402
+from vptest import (VPCPROBE, LineAgent, check, exit_status, free_port,  # noqa: E402
+                    have_vpcprobe, http_get, listener, metric, note, plan, results,
+                    sanitizer_logs, spool_frames, spool_segments, summary, wait_for, write_json)
 
-VPCPROBE = os.environ.get("VPCPROBE", os.path.join(HERE, "..", "build", "vpcprobe"))
 RESULT_LINE = re.compile(r"^vpcprobe: target '([^']*)' \S+ port \d+: (\S+) (\S+): (.*)$")
 RSS_BOUND_KB = 100 * 1024    # generous: the agent runs in a few MB (more under ASan)
-results = []
 skipped = []
 
 
-def check(ok, what):
-    results.append(bool(ok))
-    print(("ok" if ok else "not ok") + " %d - %s" % (len(results), what), flush=True)
-    return ok
-
-
 def skip(what, why):
+    """A scenario (or part of one) that cannot run here: not a check."""
     skipped.append(what)
     print("# SKIP %s: %s" % (what, why), flush=True)
 
 
-def note(text):
-    print("# " + text, flush=True)
-
-
-def free_port():
-    """A loopback port nothing listens on: bound, then closed (never 2024)."""
-    while True:
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        if port != 2024:
-            return port
-
-
-def http_get(port, path, source="127.0.0.1", timeout=10):
-    """(status, body) of one GET, or (None, error text)."""
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=(source, 0))
-    try:
-        c.request("GET", path)
-        r = c.getresponse()
-        return r.status, r.read()
-    except OSError as e:
-        return None, str(e)
-    finally:
-        c.close()
-
-
-def metric(port, name):
-    status, body = http_get(port, "/metrics")
-    if status != 200:
-        return None
-    for line in body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
-
-
-class Agent:
-    """vpcprobe run -v, its stderr lines stamped with the time they came."""
+class Agent(LineAgent):
+    """vpcprobe run -v (vptest.LineAgent), under RLIMIT_NOFILE nofile."""
 
     def __init__(self, work, cfg, name="agent", nofile=None):
-        self.cfg_path = os.path.join(work, name + ".json")
-        with open(self.cfg_path, "w") as f:
-            json.dump(cfg, f)
-        self.lines = []
-        self.cond = threading.Condition()
-        self.log = open(os.path.join(work, name + ".log"), "a")
-        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-        # A small ASan quarantine, so that RSS is about the agent (tests/delivery.py).
-        env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"), "quarantine_size_mb=16"]))
-
-        def limit():
-            if nofile:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-        self.proc = subprocess.Popen([VPCPROBE, "run", "-c", self.cfg_path, "-v"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
-                                     preexec_fn=limit)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for raw in self.proc.stderr:
-            line = raw.decode(errors="replace").rstrip("\n")
-            self.log.write(line + "\n")
-            with self.cond:
-                self.lines.append((time.time(), line))
-                self.cond.notify_all()
-        with self.cond:
-            self.cond.notify_all()
-
-    def count(self, text, prefix="", after=None):
-        with self.cond:
-            return sum(1 for t, l in self.lines if text in l and l.startswith(prefix) and
-                       (after is None or t > after))
-
-    def matching(self, text):
-        with self.cond:
-            return [l for _, l in self.lines if text in l]
+        super().__init__(work, cfg, name, args=["-v"], nofile=nofile)
 
     def results(self):
         """[(target, verdict, reason, detail)] of the results logged at -v:
@@ -163,45 +83,6 @@ class Agent:
                 if m:
                     out.append(m.groups())
         return out
-
-    def wait_log(self, text, count=1, timeout=30.0, after=None):
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while sum(1 for t, l in self.lines if text in l and (after is None or t > after)) < count:
-                left = deadline - time.monotonic()
-                if left <= 0 or (self.proc.poll() is not None and not self.reader.is_alive()):
-                    return False
-                self.cond.wait(min(left, 0.5))
-            return True
-
-    def rss_kb(self):
-        try:
-            with open("/proc/%d/status" % self.proc.pid) as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1])
-        except OSError:
-            pass
-        return 0
-
-    def running(self):
-        return self.proc.poll() is None
-
-    def term(self, timeout=8):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            rc = None
-        self.close()
-        return rc
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.reader.join(timeout=5)
-        self.log.close()
 
 
 class Work:
@@ -216,13 +97,7 @@ class Work:
         return os.path.join(self.dir, *names)
 
     def close(self):
-        reports = []
-        for name in sorted(os.listdir(self.dir)):
-            if name.endswith(".log"):
-                with open(self.path(name), errors="replace") as f:
-                    text = f.read()
-                if "Sanitizer" in text or "runtime error:" in text:
-                    reports.append(name)
+        reports = sanitizer_logs(self.dir)
         if reports:
             check(False, "sanitizer reports in %s (kept in %s)" % (reports, self.dir))
         if all(results[self.first:]):
@@ -239,13 +114,6 @@ def agent_config(name, state, status_port, targets, collector_cfg=None, interval
     if collector_cfg:
         cfg["collector"] = collector_cfg
     return cfg
-
-
-def listener(backlog=4096):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(backlog)
-    return s
 
 
 def otlp_seqs(col):
@@ -278,21 +146,7 @@ def spool_left(state):
                     acked = int(line.split()[1])
     except OSError:
         pass
-    left = []
-    for n in sorted(os.listdir(d)):
-        if not n.endswith(".seg"):
-            continue
-        with open(os.path.join(d, n), "rb") as f:
-            data = f.read()
-        off = 0
-        while off + 20 <= len(data):
-            magic, length, seq = struct.unpack_from("<4sIQ", data, off)
-            if magic != b"VPR1":
-                break
-            if seq > acked:
-                left.append(seq)
-            off += 20 + length
-    return left
+    return [seq for p in spool_segments(state) for _, _, seq in spool_frames(p) if seq > acked]
 
 
 # ---- disk: the spool on a full disk ----
@@ -354,7 +208,7 @@ def scenario_disk():
         skip("disk", "mount -t tmpfs failed: " + r.stderr.strip())
         w.close()
         return
-    up = listener()
+    up = listener(4096)
     down = free_port()
     col_port = free_port()
     status = free_port()
@@ -398,9 +252,7 @@ def scenario_disk():
         # The end of the outage says how many results it lost.
         lost = sum(int(l.split("; ")[1].split()[0]) for l in agent.matching("results are kept again"))
         # /metrics is built at most once a second: poll it, with a bound.
-        deadline = time.monotonic() + 10
-        while metric(status, "vpcprobe_reports_dropped_total") != lost and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_for(lambda: metric(status, "vpcprobe_reports_dropped_total") == lost, timeout=10, every=0.2)
         check(metric(status, "vpcprobe_reports_dropped_total") == lost,
               "disk: vpcprobe_reports_dropped_total is what the log says was lost (%d)" % lost)
         col = collector.Collector("otlp", port=col_port).start()
@@ -467,13 +319,13 @@ def batch_ids(req):
 def scenario_collector():
     w = Work("collector")
     state = w.path("state")
-    up = listener()
+    up = listener(4096)
     down = free_port()
     status = free_port()
     targets = [{"name": "up", "url": "tcp://127.0.0.1:%d" % up.getsockname()[1]}] + \
               [{"name": "down%d" % i, "url": "tcp://127.0.0.1:%d" % down} for i in range(5)]
     # 1. Accepts (the kernel does, from its backlog) and never reads a byte.
-    silent = listener(backlog=16)
+    silent = listener(16)
     cfg = agent_config("faults-collector", state, status, targets,
                        {"url": "http://127.0.0.1:%d/v1/logs" % silent.getsockname()[1],
                         "format": "otlp", "timeout_ms": 1000})
@@ -566,8 +418,7 @@ def run_check(work, name, targets, nofile, netns=None, timeout_ms=300):
     cfg = {"agent": {"name": "faults-fds"}, "defaults": {"timeout_ms": timeout_ms},
            "targets": targets}
     path = os.path.join(work, name + ".json")
-    with open(path, "w") as f:
-        json.dump(cfg, f)
+    write_json(path, cfg)
     cmd = ([VPCPROBE, "check", "--json", "-c", path])
     if netns:
         cmd = ["ip", "netns", "exec", netns] + cmd
@@ -606,7 +457,7 @@ class Acceptor(threading.Thread):
 
     def __init__(self):
         super().__init__(daemon=True)
-        self.sock = listener()
+        self.sock = listener(4096)
         self.port = self.sock.getsockname()[1]
 
     def run(self):
@@ -825,7 +676,7 @@ def scenario_status():
         skip("status", "RLIMIT_NOFILE %d: a slowloris of 300 needs more" % soft)
         w.close()
         return
-    up = listener()
+    up = listener(4096)
     down = free_port()
     status = free_port()
     col = collector.Collector("otlp").start()
@@ -907,8 +758,7 @@ SCENARIOS = {"disk": scenario_disk, "fds": scenario_fds, "collector": scenario_c
 
 
 def main():
-    if not os.access(VPCPROBE, os.X_OK):
-        print("Bail out! no vpcprobe at " + VPCPROBE)
+    if not have_vpcprobe():
         return 1
     names = sys.argv[1:] or list(SCENARIOS)
     for n in names:
@@ -929,12 +779,11 @@ def main():
         except Exception:
             traceback.print_exc()
             check(False, "%s raised" % n)
-    failed = results.count(False)
-    print("1..%d" % len(results))
-    print("# %d passed, %d failed, %d skipped" % (len(results) - failed, failed, len(skipped)))
+    plan()
+    summary(len(skipped))
     if not results and skipped:
         return 77
-    return 1 if failed or not results else 0
+    return exit_status()
 
 
 if __name__ == "__main__":

@@ -28,37 +28,21 @@ Env: VPCPROBE (the binary, set by meson), TESTS_DIR (tests/ source dir).
 """
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
-TESTS_DIR = os.environ.get("TESTS_DIR", os.path.dirname(os.path.abspath(__file__)))
-VPCPROBE = os.environ.get("VPCPROBE", os.path.join(TESTS_DIR, "..", "build", "vpcprobe"))
+sys.dont_write_bytecode = True    # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vptest import (TESTS_DIR, VPCPROBE, Agent, check, exit_status, free_port,  # noqa: E402
+                    have_vpcprobe, plan, request, write_json)
+
 TIMEOUT_MS = 2000
 # What hostile peers may add to the peak RSS of a run: the endless targets
 # alone send hundreds of MiB in TIMEOUT_MS on loopback, so a reader without
 # a bound would pass it by far; an ASan build's allocator needs the slack.
 RSS_MARGIN_KIB = 32 * 1024
-
-n = 0
-failed = 0
-
-
-def check(desc, cond, info=""):
-    global n, failed
-    n += 1
-    if cond:
-        print(f"ok {n} - {desc}")
-    else:
-        failed += 1
-        print(f"not ok {n} - {desc}")
-        for line in str(info).splitlines()[:20]:
-            print(f"#   {line}")
-
 
 def run_check(args, tmp, name):
     """vpcprobe check ARGS: (exit status, stdout bytes, stderr bytes, peak RSS KiB)."""
@@ -91,8 +75,7 @@ def clean_text(s):
 
 
 def main():
-    if not os.access(VPCPROBE, os.X_OK):
-        print(f"Bail out! VPCPROBE={VPCPROBE} is not an executable")
+    if not have_vpcprobe():
         return 1
     server = subprocess.Popen([sys.executable, os.path.join(TESTS_DIR, "hostile_server.py")],
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
@@ -146,8 +129,8 @@ def probe_all(ports, tmp):
     for line in out.splitlines():
         r = json.loads(line)
         recs[r["url"]] = r
-    check("the controls alone are ok", rc == 0 and all(
-        recs.get(u, {}).get("verdict") == "ok" for u in controls), out.decode(errors="replace"))
+    check(rc == 0 and all(recs.get(u, {}).get("verdict") == "ok" for u in controls),
+          "the controls alone are ok", out.decode(errors="replace"))
     http_probed = recs.get(url("http", ports["http-good"]), {}).get("reason") == "http_200"
     if not http_probed:
         print("# http:// is probed at the TCP level in this build: http cases skipped")
@@ -156,7 +139,7 @@ def probe_all(ports, tmp):
 
     urls = list(cases) + list(controls)
     rc, out, err, rss = run_check(["--json"] + urls, tmp, "hostile-json")
-    check("check --json exits 1 (some targets are not ok)", rc == 1,
+    check(rc == 1, "check --json exits 1 (some targets are not ok)",
           f"exit status {rc}\n{err.decode(errors='replace')}")
     records, bad_lines = {}, []
     for line in out.splitlines():
@@ -165,8 +148,8 @@ def probe_all(ports, tmp):
             records.setdefault(r.get("url"), []).append(r)
         except ValueError:
             bad_lines.append(line)
-    check("every --json line is JSON", not bad_lines and records, bad_lines[:3])
-    check("no raw ESC byte in the JSON output", b"\x1b" not in out and b"\x1b" not in err)
+    check(not bad_lines and records, "every --json line is JSON", bad_lines[:3])
+    check(b"\x1b" not in out and b"\x1b" not in err, "no raw ESC byte in the JSON output")
 
     for u, (behaviour, verdicts, reason) in cases.items():
         rs = records.get(u, [])
@@ -174,41 +157,42 @@ def probe_all(ports, tmp):
         ok = len(rs) == 1 and rs[0].get("verdict") in verdicts and \
             (reason is None or rs[0].get("reason") == reason)
         want = "/".join(sorted(verdicts)) + (f" ({reason})" if reason else "")
-        check(f"{behaviour} {u.split(':')[0]}: {want}", ok, f"got {got}")
+        check(ok, f"{behaviour} {u.split(':')[0]}: {want}", f"got {got}")
     for u, behaviour in controls.items():
         rs = records.get(u, [])
-        check(f"{behaviour} in the same run: ok",
-              len(rs) == 1 and rs[0].get("verdict") == "ok",
+        check(len(rs) == 1 and rs[0].get("verdict") == "ok",
+              f"{behaviour} in the same run: ok",
               f"got {[(r.get('verdict'), r.get('reason'), r.get('detail')) for r in rs]}")
 
     dirty = [(u, r.get("detail"), r.get("hint")) for u, rs in records.items() for r in rs
              if not clean_text(r.get("detail") or "") or not clean_text(r.get("hint") or "")]
-    check("every detail and hint is free of control characters", not dirty, dirty[:3])
+    check(not dirty, "every detail and hint is free of control characters", dirty[:3])
     pg_error = records.get(url("postgres", ports["pg-error"]), [{}])[0].get("detail", "")
-    check("the server's escapes are shown escaped, not dropped",
-          "\\x1b[31mRED" in pg_error and "<script>" in pg_error, pg_error)
+    check("\\x1b[31mRED" in pg_error and "<script>" in pg_error,
+          "the server's escapes are shown escaped, not dropped", pg_error)
 
-    check(f"peak RSS with hostile peers ({rss} KiB) within {RSS_MARGIN_KIB} KiB of the "
-          f"controls alone ({base_rss} KiB)", rss <= base_rss + RSS_MARGIN_KIB)
+    check(rss <= base_rss + RSS_MARGIN_KIB,
+          f"peak RSS with hostile peers ({rss} KiB) within {RSS_MARGIN_KIB} KiB of the "
+          f"controls alone ({base_rss} KiB)")
     print(f"# peak RSS: controls alone {base_rss} KiB, with {len(cases)} hostile targets {rss} KiB")
 
     # The table, as a person at a terminal reads it.
     rc, out, err, _ = run_check(urls, tmp, "hostile-table")
-    check("check (table) exits 1", rc == 1, f"exit status {rc}\n{err.decode(errors='replace')}")
-    check("no raw ESC byte in the table", b"\x1b" not in out and b"\x1b" not in err,
+    check(rc == 1, "check (table) exits 1", f"exit status {rc}\n{err.decode(errors='replace')}")
+    check(b"\x1b" not in out and b"\x1b" not in err, "no raw ESC byte in the table",
           out.decode(errors="replace")[:2000])
     try:
         text = out.decode("utf-8")
     except UnicodeDecodeError as e:
         text = None
-        check("the table is valid UTF-8", False, e)
-    check("no C1 control in the table", text is not None and clean_text(text.replace("\n", "")))
-    check("the table names every target",
-          all(u.split("/")[2] in out.decode(errors="replace") for u in urls))
+        check(False, "the table is valid UTF-8", e)
+    check(text is not None and clean_text(text.replace("\n", "")), "no C1 control in the table")
+    check(all(u.split("/")[2] in out.decode(errors="replace") for u in urls),
+          "the table names every target")
     tls_cases(ports, controls, tmp)
     run_daemon(cases, controls, tmp, ports)
-    print(f"1..{n}")
-    return 1 if failed else 0
+    plan()
+    return exit_status()
 
 
 def tls_targets(ports, controls, hostile):
@@ -233,8 +217,7 @@ def run_config(tmp, name, targets, table=False):
     """check [--json] -c a config of 'targets': (exit, {target: record} or the
     table's bytes, stderr, peak RSS KiB)."""
     path = os.path.join(tmp, name + ".json")
-    with open(path, "w") as f:
-        json.dump({"defaults": {"timeout_ms": TIMEOUT_MS}, "targets": targets}, f)
+    write_json(path, {"defaults": {"timeout_ms": TIMEOUT_MS}, "targets": targets})
     rc, out, err, rss = run_check(([] if table else ["--json"]) + ["-c", path], tmp, name)
     if table:
         return rc, out, err, rss
@@ -252,78 +235,59 @@ def tls_cases(ports, controls, tmp):
     """TLS servers that misbehave: a garbage certificate, a 16 MiB one, and
     a subject of escapes and HTML."""
     if "tls-evil-subject" not in ports:
-        check("hostile_server.py made the evil certificate (openssl)", False)
+        check(False, "hostile_server.py made the evil certificate (openssl)")
         return
     rc, base, _, base_rss = run_config(tmp, "tls-controls", tls_targets(ports, controls, False))
-    check("TLS baseline: the controls ok",
-          all(base.get(n, {}).get("verdict") == "ok" for n in controls.values()), base)
+    check(all(base.get(n, {}).get("verdict") == "ok" for n in controls.values()),
+          "TLS baseline: the controls ok", base)
     rc, recs, raw, rss = run_config(tmp, "tls-hostile", tls_targets(ports, controls, True))
-    check("TLS: check --json exits 1, every line JSON, no raw ESC",
-          rc == 1 and "not JSON" not in recs and b"\x1b" not in raw, raw[:2000])
+    check(rc == 1 and "not JSON" not in recs and b"\x1b" not in raw,
+          "TLS: check --json exits 1, every line JSON, no raw ESC", raw[:2000])
     for behaviour, reason in (("tls-garbage-cert", "cert_invalid"),
                               ("tls-huge-cert", "handshake_failure")):
         got = {kind: recs.get(f"{behaviour}-{kind}", {}) for kind in ("https", "rediss")}
-        check(f"{behaviour}: tls_error {reason} for https and rediss alike",
-              all(r.get("verdict") == "tls_error" and r.get("reason") == reason
+        check(all(r.get("verdict") == "tls_error" and r.get("reason") == reason
                   for r in got.values()),
+              f"{behaviour}: tls_error {reason} for https and rediss alike",
               {k: (r.get("verdict"), r.get("reason"), r.get("detail")) for k, r in got.items()})
     garbage = recs.get("tls-garbage-cert-https", {})
-    check("a garbage certificate: the detail names the malformed DER, the server spoke TLS",
-          "asn1" in (garbage.get("detail") or "") and
-          (garbage.get("tls") or {}).get("offered") is True, garbage)
+    check("asn1" in (garbage.get("detail") or "") and
+          (garbage.get("tls") or {}).get("offered") is True,
+          "a garbage certificate: the detail names the malformed DER, the server spoke TLS", garbage)
     evil = recs.get("evil-subject", {})
     detail = evil.get("detail") or ""
-    check("evil subject: tls_error hostname_mismatch",
-          evil.get("verdict") == "tls_error" and evil.get("reason") == "hostname_mismatch", evil)
-    check("evil subject: the subject shown escaped in the detail",
-          "\\x1b[31mRED" in detail and "<script>alert(1)</script>" in detail, detail)
-    check("evil subject: the certificate's days in the record",
-          (evil.get("tls") or {}).get("cert_days_left") == 29, evil.get("tls"))
+    check(evil.get("verdict") == "tls_error" and evil.get("reason") == "hostname_mismatch",
+          "evil subject: tls_error hostname_mismatch", evil)
+    check("\\x1b[31mRED" in detail and "<script>alert(1)</script>" in detail,
+          "evil subject: the subject shown escaped in the detail", detail)
+    check((evil.get("tls") or {}).get("cert_days_left") == 29,
+          "evil subject: the certificate's days in the record", evil.get("tls"))
     dirty = [(n, r.get("detail"), r.get("hint")) for n, r in recs.items() if isinstance(r, dict) and
              (not clean_text(r.get("detail") or "") or not clean_text(r.get("hint") or ""))]
-    check("TLS: every detail and hint is free of control characters", not dirty, dirty[:3])
-    check("TLS: the controls in the same run are ok",
-          all(recs.get(n, {}).get("verdict") == "ok" for n in controls.values()),
+    check(not dirty, "TLS: every detail and hint is free of control characters", dirty[:3])
+    check(all(recs.get(n, {}).get("verdict") == "ok" for n in controls.values()),
+          "TLS: the controls in the same run are ok",
           [(n, recs.get(n, {}).get("verdict")) for n in controls.values()])
-    check(f"TLS: peak RSS ({rss} KiB) within {RSS_MARGIN_KIB} KiB of the TLS baseline "
-          f"({base_rss} KiB)", rss <= base_rss + RSS_MARGIN_KIB)
+    check(rss <= base_rss + RSS_MARGIN_KIB,
+          f"TLS: peak RSS ({rss} KiB) within {RSS_MARGIN_KIB} KiB of the TLS baseline "
+          f"({base_rss} KiB)")
     print(f"# TLS peak RSS: baseline {base_rss} KiB, with the hostile TLS servers {rss} KiB")
     rc, out, err, _ = run_config(tmp, "tls-table", tls_targets(ports, controls, True), table=True)
     try:
         text = out.decode("utf-8")
     except UnicodeDecodeError:
         text = None
-    check("TLS: the table has no raw ESC and no C1 control",
-          rc == 1 and b"\x1b" not in out and b"\x1b" not in err and text is not None and
-          clean_text(text.replace("\n", "")), out.decode(errors="replace")[:2000])
-
-
-def free_port():
-    """A loopback port nothing listens on: bound, then closed."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_notify(sock, prefix, deadline, suffix=""):
-    """The first notify line with that prefix (and suffix), before the deadline."""
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            msg = sock.recv(4096).decode(errors="replace")
-        except socket.timeout:
-            return None
-        for line in msg.split("\n"):
-            if line.startswith(prefix) and line.endswith(suffix):
-                return line
-    return None
+    check(rc == 1 and b"\x1b" not in out and b"\x1b" not in err and text is not None and
+          clean_text(text.replace("\n", "")),
+          "TLS: the table has no raw ESC and no C1 control", out.decode(errors="replace")[:2000])
 
 
 def get(port, path):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as r:
-        return r.read()
+    """The body of the agent's 200 answer to GET path; raises otherwise."""
+    status, _, body = request(port, path, timeout=30)
+    if status != 200:
+        raise OSError(f"GET {path}: HTTP {status}")
+    return body
 
 
 def run_daemon(cases, controls, tmp, ports):
@@ -342,54 +306,43 @@ def run_daemon(cases, controls, tmp, ports):
     if evil:
         cfg["targets"].append({"name": "evil-subject", "url": url("https", ports["tls-evil-subject"]),
                                "ca_file": ports["ca_file"]})
-    path = os.path.join(tmp, "vpcprobe.json")
-    with open(path, "w") as f:
-        json.dump(cfg, f)
-    notify_path = os.path.join(tmp, "notify.sock")
-    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify.bind(notify_path)
-    with open(os.path.join(tmp, "run.stderr"), "wb") as err:
-        proc = subprocess.Popen([VPCPROBE, "run", "-c", path],
-                                env=dict(os.environ, NOTIFY_SOCKET=notify_path),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+    agent = Agent(tmp, cfg, "run")
     try:
         # A bound on waiting, not a threshold: a round takes TIMEOUT_MS.
         deadline = time.monotonic() + 60
-        ready = wait_notify(notify, "READY=1", deadline)
-        status = wait_notify(notify, "STATUS=", deadline, " 0 not probed yet") if ready else None
-        check("run: READY=1, then a full round (STATUS=)", status is not None, status)
+        ready = agent.wait_ready(60)
+        status = agent.wait_notify("STATUS=", deadline - time.monotonic(),
+                                   " 0 not probed yet") if ready else None
+        check(status is not None, "run: READY=1, then a full round (STATUS=)", status)
         if status is None:
             return
         page = get(status_port, "/")
         target = get(status_port, "/target/pg-error-postgres")
         api = get(status_port, "/api/v1/status")
         for what, body in (("the page", page), ("a target's page", target)):
-            check(f"{what}: no raw ESC byte", b"\x1b" not in body)
-            check(f"{what}: no markup of the servers'",
-                  b"<script>alert" not in body and b"<b>bold" not in body)
-        check("a target's page: the server's words shown escaped",
-              b"&lt;script&gt;alert(1)&lt;/script&gt;" in target and b"\\x1b[31mRED" in target,
+            check(b"\x1b" not in body, f"{what}: no raw ESC byte")
+            check(b"<script>alert" not in body and b"<b>bold" not in body,
+                  f"{what}: no markup of the servers'")
+        check(b"&lt;script&gt;alert(1)&lt;/script&gt;" in target and b"\\x1b[31mRED" in target,
+              "a target's page: the server's words shown escaped",
               target.decode(errors="replace")[-3000:])
         if evil:
             cert = get(status_port, "/target/evil-subject")
-            check("the evil certificate's page: its subject escaped, no raw ESC, no markup",
-                  b"\x1b" not in cert and b"<script>alert" not in cert and
+            check(b"\x1b" not in cert and b"<script>alert" not in cert and
                   b"&lt;script&gt;alert(1)&lt;/script&gt;" in cert and b"\\x1b[31mRED" in cert,
+                  "the evil certificate's page: its subject escaped, no raw ESC, no markup",
                   cert.decode(errors="replace")[-3000:])
         try:
             doc = json.loads(api)
         except ValueError as e:
             doc = None
-            check("/api/v1/status is JSON", False, e)
-        check("/api/v1/status: no raw ESC byte, every target there",
-              doc is not None and b"\x1b" not in api and
-              all(name.encode() in api for name in names))
+            check(False, "/api/v1/status is JSON", e)
+        check(doc is not None and b"\x1b" not in api and
+              all(name.encode() in api for name in names),
+              "/api/v1/status: no raw ESC byte, every target there")
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)   # our own child, by its PID
-        rc = proc.wait()
-        notify.close()
-    check("run: SIGTERM exits 0", rc == 0, f"exit status {rc}")
+        rc = agent.stop(timeout=60)   # SIGTERM to our own child, by its PID
+    check(rc == 0, "run: SIGTERM exits 0", f"exit status {rc}")
 
 
 if __name__ == "__main__":

@@ -9,64 +9,19 @@ one; SIGTERM exits 0.
 Waits are readiness checks with a bound (a log line, a connect), never
 sleeps. Traffic goes only to 127.0.0.1."""
 
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 
+sys.dont_write_bytecode = True    # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import collector  # noqa: E402
-
-VPCPROBE = os.environ.get("VPCPROBE", os.path.join(os.path.dirname(__file__), "..", "build", "vpcprobe"))
-results = []
-
-
-def check(ok, what):
-    results.append(bool(ok))
-    print(("ok" if ok else "not ok") + " %d - %s" % (len(results), what), flush=True)
-
-
-def free_port():
-    """A loopback port nothing listens on: bound, then closed."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Daemon:
-    def __init__(self, config_path, work):
-        self.log_path = os.path.join(work, "stderr.log")
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([VPCPROBE, "run", "-c", config_path],
-                                     stdout=subprocess.DEVNULL, stderr=self.log)
-
-    def text(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def wait_log(self, text, count=1, timeout=15.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.text().count(text) >= count:
-                return True
-            if self.proc.poll() is not None:
-                return False
-            # Polling a log file has no readiness event; the bound is the deadline.
-            time.sleep(0.02)
-        return False
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
+from vptest import (Agent, check, exit_status, failed, free_port, have_vpcprobe,  # noqa: E402
+                    listener, sanitizer_lines, summary)
 
 
 def get(port):
@@ -76,13 +31,6 @@ def get(port):
             return r.status, r.read().decode()
     except Exception as e:  # noqa: BLE001 - the test reports whatever went wrong
         return None, repr(e)
-
-
-def write_config(path, cfg):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(cfg, f)
-    os.replace(tmp, path)
 
 
 def otlp_attrs(req):
@@ -111,10 +59,8 @@ def test_delivery(work, fmt):
     col = collector.Collector(fmt).start()
     state = os.path.join(work, "state-" + fmt)
     os.mkdir(state)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    lo_port = listener.getsockname()[1]
+    lsock = listener(8)
+    lo_port = lsock.getsockname()[1]
     none_port = free_port()
     beacon_port = free_port()
     cfg = {"agent": {"name": "lc-delivery", "state_dir": state,
@@ -124,11 +70,7 @@ def test_delivery(work, fmt):
            "listeners": [{"port": lo_port}, {"port": none_port}],
            "beacons": [{"listen": "127.0.0.1:%d" % beacon_port, "expect_from": ["127.0.0.0/30"]}],
            "collector": {"url": col.url, "format": fmt, "timeout_ms": 2000}}
-    path = os.path.join(work, "delivery-%s.json" % fmt)
-    write_config(path, cfg)
-    sub = os.path.join(work, fmt)
-    os.mkdir(sub)
-    d = Daemon(path, sub)
+    d = Agent(work, cfg, "delivery-" + fmt)
     try:
         check(d.wait_log("beacon 127.0.0.1:%d: listening" % beacon_port), "%s: the beacon starts" % fmt)
         inside = urllib.request.Request("http://127.0.0.1:%d/" % beacon_port)
@@ -168,23 +110,20 @@ def test_delivery(work, fmt):
         check(not errs, "%s: every body passes the collector's checker: %r" % (fmt, errs[:3]))
         d.proc.send_signal(signal.SIGTERM)
         check(d.proc.wait(timeout=10) == 0, "%s: SIGTERM: exit 0" % fmt)
-        bad = [line for line in d.text().splitlines() if "Sanitizer" in line or "runtime error:" in line]
+        bad = sanitizer_lines(d.log_text())
         check(not bad, "%s: no sanitizer report: %r" % (fmt, bad[:3]))
     finally:
         d.stop()
-        listener.close()
+        lsock.close()
         col.stop()
 
 
 def main():
-    if not os.access(VPCPROBE, os.X_OK):
-        print("Bail out! no vpcprobe at " + VPCPROBE)
+    if not have_vpcprobe():
         return 1
     work = tempfile.mkdtemp(prefix="vplistenchecks.")
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    lo_port = listener.getsockname()[1]
+    lsock = listener(8)
+    lo_port = lsock.getsockname()[1]
     none_port = free_port()
     beacon_port = free_port()
     beacon = "127.0.0.1:%d" % beacon_port
@@ -193,15 +132,12 @@ def main():
            "targets": [],
            "listeners": [{"port": lo_port}, {"port": none_port}],
            "beacons": [{"listen": beacon, "expect_from": ["127.0.0.0/8"]}]}
-    path = os.path.join(work, "vpcprobe.json")
-    write_config(path, cfg)
-
-    d = Daemon(path, work)
+    d = Agent(work, cfg, "vpcprobe")
     try:
         want = "listener port %d: start -> localhost_only (loopback_bind): port %d listens on 127.0.0.1 only" \
             % (lo_port, lo_port)
         check(d.wait_log(want), "a 127.0.0.1-only listener is logged as localhost_only")
-        check("(pid %d " % os.getpid() in d.text(), "the result names the owning process (this test)")
+        check("(pid %d " % os.getpid() in d.log_text(), "the result names the owning process (this test)")
         check(d.wait_log("listener port %d: start -> refused (not_listening)" % none_port),
               "a port nothing listens on is logged as refused (not_listening)")
 
@@ -212,11 +148,11 @@ def main():
               body.endswith(" arrived\n"), "the answer names the agent and the source: %r" % body)
         check("ECHOME" not in body, "the answer does not echo the request")
         check(d.wait_log("beacon: connection from 127.0.0.1:"), "the arrival is logged")
-        check("arrived at %s, inside expect_from (127.0.0.0/8)" % beacon in d.text(),
+        check("arrived at %s, inside expect_from (127.0.0.0/8)" % beacon in d.log_text(),
               "the arrival is inside expect_from")
 
         # The listener goes away: one change, logged once.
-        listener.close()
+        lsock.close()
         check(d.wait_log("listener port %d: localhost_only (loopback_bind) -> refused (not_listening)"
                          % lo_port), "a change of the listener is logged")
 
@@ -224,21 +160,21 @@ def main():
         os.kill(d.proc.pid, signal.SIGHUP)
         check(d.wait_log("reloaded config"), "a SIGHUP reloads")
         status, _ = get(beacon_port)
-        check(status == 200 and d.text().count("beacon %s: listening" % beacon) == 1,
+        check(status == 200 and d.log_text().count("beacon %s: listening" % beacon) == 1,
               "an unchanged beacon is kept across SIGHUP")
 
         # SIGHUP with another expect_from: the beacon restarts with it.
         cfg["beacons"][0]["expect_from"] = ["198.18.0.0/15"]
-        write_config(path, cfg)
+        d.write(cfg)
         os.kill(d.proc.pid, signal.SIGHUP)
         check(d.wait_log("reloaded config", count=2), "a second SIGHUP reloads")
         check(d.wait_log("beacon %s: listening, expecting 198.18.0.0/15" % beacon),
               "a changed beacon is started again")
-        check("beacon %s: closed" % beacon in d.text(), "the old one is closed")
+        check("beacon %s: closed" % beacon in d.log_text(), "the old one is closed")
         status, _ = get(beacon_port)
         check(status == 200, "the restarted beacon answers (got %r)" % status)
         check(d.wait_log("outside expect_from (198.18.0.0/15)"), "its arrivals use the new expect_from")
-        check(d.text().count("listener port %d: start" % lo_port) == 1,
+        check(d.log_text().count("listener port %d: start" % lo_port) == 1,
               "a listener check keeps its result across SIGHUP")
 
         d.proc.send_signal(signal.SIGTERM)
@@ -247,17 +183,16 @@ def main():
         except subprocess.TimeoutExpired:
             rc = None
         check(rc == 0, "SIGTERM: exit status 0 within 5 s (got %r)" % rc)
-        check("stopped" in d.text(), "the agent logs that it stopped")
+        check("stopped" in d.log_text(), "the agent logs that it stopped")
     finally:
         d.stop()
-        listener.close()
+        lsock.close()
     for fmt in ("json", "otlp"):
         test_delivery(work, fmt)
-    failed = results.count(False)
-    print("# %d passed, %d failed" % (len(results) - failed, failed))
-    if failed:
-        sys.stdout.write(d.text())
-    return 1 if failed else 0
+    summary()
+    if failed():
+        sys.stdout.write(d.log_text())
+    return exit_status()
 
 
 if __name__ == "__main__":

@@ -17,70 +17,26 @@ DNS query arriving), never sleeps for their own sake and never timing
 thresholds. Traffic goes only to 127.0.0.0/8. TAP output."""
 
 import base64
-import http.client
-import http.server
 import json
 import os
 import resource
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.parse
 
-VPCPROBE = os.environ.get("VPCPROBE", os.path.join(os.path.dirname(__file__), "..", "build", "vpcprobe"))
+sys.dont_write_bytecode = True    # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vptest import (VPCPROBE, Agent, Metadata, api_target, check, exit_status,  # noqa: E402
+                    free_port, have_vpcprobe, listener, plan, request, sanitizer_lines, skip,
+                    wait_for)
+
 XSS_NAME = "<img src=x onerror=alert(1)>"
 HOSTILE = "<img src=y onerror=alert(2)>"
-results = []
-
-
-def check(ok, what):
-    results.append(bool(ok))
-    print(("ok" if ok else "not ok") + " %d - %s" % (len(results), what), flush=True)
-    return ok
-
-
-def skip(what, why):
-    results.append(True)
-    print("ok %d - %s # SKIP %s" % (len(results), what, why), flush=True)
-
-
-def free_port():
-    """A loopback port nothing listens on (never 2024)."""
-    while True:
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        if port != 2024:
-            return port
-
-
-def request(port, path, method="GET", headers=None, source="127.0.0.1", timeout=10):
-    """(status, headers dict with lower-case names, body bytes)."""
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=(source, 0))
-    try:
-        c.request(method, path, headers=headers or {})
-        r = c.getresponse()
-        body = r.read()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, body
-    finally:
-        c.close()
-
-
-def wait_for(fn, timeout=15.0, every=0.05):
-    """Polls fn() until it returns something true; a bounded readiness check."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(every)
 
 
 class RedisLike(threading.Thread):
@@ -156,73 +112,8 @@ class HeldRedis(threading.Thread):
                     self.held.append(c)
 
 
-class Agent:
-    def __init__(self, work, cfg, tag):
-        self.path = os.path.join(work, tag + ".json")
-        with open(self.path, "w") as f:
-            json.dump(cfg, f)
-        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.notify.bind(os.path.join(work, tag + ".notify"))
-        self.ready = threading.Event()
-        # sd_notify() blocks the agent once the socket's queue is full: read
-        # every datagram for as long as the agent runs.
-        threading.Thread(target=self.drain, daemon=True).start()
-        self.log_path = os.path.join(work, tag + ".log")
-        self.log = open(self.log_path, "wb")
-        env = dict(os.environ, NOTIFY_SOCKET=self.notify.getsockname())
-        self.proc = subprocess.Popen([VPCPROBE, "run", "-c", self.path], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=self.log)
-
-    def drain(self):
-        while True:
-            try:
-                m = self.notify.recv(4096)
-            except OSError:
-                return
-            if b"READY=1" in m:
-                self.ready.set()
-
-    def wait_ready(self, timeout=15.0):
-        """READY=1 comes once the status listener is bound."""
-        return self.ready.wait(timeout)
-
-    def log_text(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def stop(self):
-        rc = None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                rc = self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        else:
-            rc = self.proc.returncode
-        self.notify.close()
-        self.log.close()
-        return rc
-
-
-def target_state(port, name):
-    try:
-        status, _, body = request(port, "/api/v1/status")
-    except OSError:
-        return None
-    if status != 200:
-        return None
-    for t in json.loads(body)["targets"]:
-        if t["name"] == name:
-            return t
-    return None
-
-
 def test_main_agent(work):
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
+    up = listener(64)
     redis = RedisLike()
     redis.start()
     held = HeldRedis()
@@ -235,7 +126,7 @@ def test_main_agent(work):
            "targets": [
                {"name": "held", "url": "redis://127.0.0.1:%d" % held.port,
                 "interval_s": 60, "timeout_ms": 30000},
-               {"name": "up", "url": "tcp://127.0.0.1:%d" % listener.getsockname()[1]},
+               {"name": "up", "url": "tcp://127.0.0.1:%d" % up.getsockname()[1]},
                {"name": "down", "url": "tcp://127.0.0.1:%d" % free_port(),
                 "connector_range": "10.8.0.0/28"},
                {"name": XSS_NAME, "url": "tcp://127.0.0.1:%d" % free_port()},
@@ -253,12 +144,12 @@ def test_main_agent(work):
             skip("/-/ready is 503 before the first round ends", "no protocol probe holds the run")
         held.release()
         check(wait_for(lambda: request(port, "/-/ready")[0] == 200), "/-/ready turns 200 once every target ran")
-        check(wait_for(lambda: (target_state(port, "up") or {}).get("state") == "ok"), "the listener's target is ok")
-        down = wait_for(lambda: target_state(port, "down"))
+        check(wait_for(lambda: (api_target(port, "up") or {}).get("state") == "ok"), "the listener's target is ok")
+        down = wait_for(lambda: api_target(port, "down"))
         check(down and down["verdict"] == "refused" and down["state"] == "failing",
               "the closed port's target is refused")
         check(down and any("ss -ltnp" in s for s in down["next_steps"]), "its next step names ss -ltnp and the port")
-        h = target_state(port, "held")
+        h = api_target(port, "held")
         check(h and h["state"] == "ok", "the held target is ok once answered: %r" % (h and h["detail"]))
         check_api(port)
         check_methods_and_headers(port)
@@ -267,7 +158,7 @@ def test_main_agent(work):
         check_connections(port)
     finally:
         rc = agent.stop()
-        listener.close()
+        up.close()
         redis.sock.close()
         held.sock.close()
     check(rc == 0, "SIGTERM: the agent exits 0 (got %r)" % rc)
@@ -339,7 +230,7 @@ def check_xss(port, redis):
     status, _, body = request(port, "/target/" + quoted)
     check(status == 200 and b"<img" not in body and b"&lt;img src=x onerror=alert(1)&gt;" in body,
           "/target/<escaped name> finds the target and shows its name escaped")
-    cache = wait_for(lambda: (lambda t: t if t and t["runs"] > 0 else None)(target_state(port, "cache")))
+    cache = wait_for(lambda: (lambda t: t if t and t["runs"] > 0 else None)(api_target(port, "cache")))
     if cache and HOSTILE in (cache.get("detail") or ""):
         _, _, page = request(port, "/")
         check(b"&lt;img src=y onerror=alert(2)&gt;" in page and b"<script>alert(3)" not in page,
@@ -417,8 +308,7 @@ def check_connections(port):
 
 def check_clean_log(agent):
     """Under ASan/UBSan a leak or undefined behaviour is reported on stderr."""
-    log = agent.log_text()
-    bad = [line for line in log.splitlines() if "Sanitizer" in line or "runtime error:" in line]
+    bad = sanitizer_lines(agent.log_text())
     check(not bad, "no sanitizer report from the agent: %r" % bad[:3])
 
 
@@ -430,42 +320,13 @@ MIXED_COMM = b"caf\xc3\xa9-\xff-\xe2\x9c"
 MIXED_SHOWN = "caf\u00e9-?-??"
 
 
-class Metadata:
-    """A Compute Engine metadata server of our own on loopback, whose
-    instance name holds markup (the page must escape what it is told)."""
-
-    ANSWERS = {"/computeMetadata/v1/instance/name": HOSTILE_INSTANCE,
-               "/computeMetadata/v1/instance/zone": "projects/123456/zones/europe-west1-b",
-               "/computeMetadata/v1/project/project-id": "orders-prod",
-               "/computeMetadata/v1/instance/network-interfaces/0/network":
-                   "projects/123456/networks/shared-vpc"}
-
-    def __init__(self):
-        meta = self
-        self.flavors = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, fmt, *args):
-                pass
-
-            def do_GET(self):
-                meta.flavors.append(self.headers.get("Metadata-Flavor"))
-                code, body = 404, "not found"
-                if self.path in meta.ANSWERS:
-                    code, body = 200, meta.ANSWERS[self.path]
-                data = body.encode()
-                self.send_response(code)
-                self.send_header("Metadata-Flavor", "Google")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+# The metadata server's answers: an instance name that is markup (the page
+# must escape what it is told).
+METADATA = {"/computeMetadata/v1/instance/name": HOSTILE_INSTANCE,
+            "/computeMetadata/v1/instance/zone": "projects/123456/zones/europe-west1-b",
+            "/computeMetadata/v1/project/project-id": "orders-prod",
+            "/computeMetadata/v1/instance/network-interfaces/0/network":
+                "projects/123456/networks/shared-vpc"}
 
 
 class TlsRedis(threading.Thread):
@@ -531,7 +392,7 @@ def beacon_get(port, source):
 def test_checks(work):
     """Listener checks, a beacon, the instance and a certificate's expiry
     on the page, in /api/v1/status and in /metrics."""
-    meta = Metadata()
+    meta = Metadata(METADATA)
     owner, owner_port = hostile_owner(work)
     # Not UTF-8: jansson refuses such a string, and one process must not
     # take /api/v1/status down with it.
@@ -581,7 +442,8 @@ def test_checks(work):
         inst = doc["agent"]["instance"]
         check(inst == {"name": HOSTILE_INSTANCE, "zone": "europe-west1-b", "project": "orders-prod",
                        "network": "shared-vpc"}, "agent.instance from the metadata server: %r" % inst)
-        check(meta.flavors and all(f == "Google" for f in meta.flavors),
+        flavors = [f for _, f in meta.requests]
+        check(flavors and all(f == "Google" for f in flavors),
               "the metadata requests carry Metadata-Flavor: Google")
         lo, closed, binary_row = doc["listeners"]
         check(lo["port"] == owner_port and lo["scope"] == "loopback_only" and lo["verdict"] == "localhost_only"
@@ -634,7 +496,7 @@ def test_checks(work):
         if tls is None:
             skip("vpcprobe_tls_cert_expiry_seconds for the rediss target", "no openssl to make a certificate")
         else:
-            t = wait_for(lambda: (lambda x: x if x and x["runs"] > 0 else None)(target_state(port, "tls-cache")))
+            t = wait_for(lambda: (lambda x: x if x and x["runs"] > 0 else None)(api_target(port, "tls-cache")))
             check(t and t["verdict"] == "ok", "the rediss target is ok: %r" % (t and t["detail"]))
             # Built at most once a second: ask until the run shows.
             series = 'vpcprobe_tls_cert_expiry_seconds{target="tls-cache",address="127.0.0.1",port="%d"} ' % tls.port
@@ -654,7 +516,7 @@ def test_checks(work):
         for p in (owner, binary, mixed):
             p.stdin.close()
             p.wait()
-        meta.server.shutdown()
+        meta.stop()
         if tls:
             tls.sock.close()
     check(rc == 0, "checks: the agent exits 0 on SIGTERM (got %r)" % rc)
@@ -664,9 +526,7 @@ def test_checks(work):
 def test_metadata_held(work):
     """A metadata server that takes the requests and never answers: the page
     works without the instance, and a stop meanwhile is clean."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
+    srv = listener(16)
     held = []
     arrived = threading.Event()
 
@@ -777,8 +637,7 @@ def test_token_off_loopback(work):
 
 
 def main():
-    if not os.access(VPCPROBE, os.X_OK):
-        print("Bail out! no vpcprobe at " + VPCPROBE)
+    if not have_vpcprobe():
         return 1
     work = tempfile.mkdtemp(prefix="vpstatus.")
     try:
@@ -790,8 +649,8 @@ def main():
         test_token_off_loopback(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print("1..%d" % len(results))
-    return 0 if all(results) else 1
+    plan()
+    return exit_status()
 
 
 if __name__ == "__main__":

@@ -18,82 +18,37 @@ Waits are readiness checks with a bound (READY=1, an answer that changed),
 never sleeps for their own sake. TAP output."""
 
 import html
-import http.client
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 
-VPCPROBE = os.environ.get("VPCPROBE", os.path.join(os.path.dirname(__file__), "..", "build", "vpcprobe"))
-TESTS_DIR = os.environ.get("TESTS_DIR", os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True    # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vptest import (TESTS_DIR, Agent, api_target, check, exit_status, free_port,  # noqa: E402
+                    have_vpcprobe, listener, plan, request, sanitizer_lines, skip, wait_for)
+
 FIX = os.path.join(TESTS_DIR, "fixtures", "diagnose")
 RANGE = "10.8.0.0/28"
-results = []
-
-
-def check(ok, what):
-    results.append(bool(ok))
-    print(("ok" if ok else "not ok") + " %d - %s" % (len(results), what), flush=True)
-    return ok
-
-
-def free_port():
-    """A loopback port nothing listens on (never 2024)."""
-    while True:
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        if port != 2024:
-            return port
-
-
-def request(port, path):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        c.request("GET", path)
-        r = c.getresponse()
-        return r.status, r.read()
-    finally:
-        c.close()
-
-
-def wait_for(fn, timeout=20.0, every=0.05):
-    """Polls fn() until it returns something true; a bounded readiness check."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(every)
 
 
 def page_text(port, path):
     """The page with its entities decoded, or "" when it does not answer."""
     try:
-        status, body = request(port, path)
+        status, _, body = request(port, path)
     except OSError:
         return ""
     return html.unescape(body.decode()) if status == 200 else ""
 
 
 def firewall_of(port, name):
-    try:
-        status, body = request(port, "/api/v1/status")
-    except OSError:
-        return None
-    if status != 200:
-        return None
-    for t in json.loads(body)["targets"]:
-        if t["name"] == name:
-            return t["firewall"] or {"answer": None}
-    return None
+    """The target's firewall object ({"answer": None} when it has none);
+    None when the page does not answer or has no such target."""
+    t = api_target(port, name)
+    return None if t is None else t["firewall"] or {"answer": None}
 
 
 def exports(dirname, rules_from, port):
@@ -122,57 +77,9 @@ def write_rules(dirname, rules_from, port):
     os.rename(tmp, os.path.join(dirname, "firewall-rules.json"))
 
 
-class Agent:
-    def __init__(self, work, cfg):
-        self.path = os.path.join(work, "agent.json")
-        self.write(cfg)
-        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.notify.bind(os.path.join(work, "agent.notify"))
-        self.ready = threading.Event()
-        threading.Thread(target=self.drain, daemon=True).start()
-        self.log_path = os.path.join(work, "agent.log")
-        self.log = open(self.log_path, "wb")
-        env = dict(os.environ, NOTIFY_SOCKET=self.notify.getsockname())
-        self.proc = subprocess.Popen([VPCPROBE, "run", "-c", self.path], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=self.log)
-
-    def write(self, cfg):
-        with open(self.path + ".tmp", "w") as f:
-            json.dump(cfg, f)
-        os.rename(self.path + ".tmp", self.path)
-
-    def drain(self):
-        while True:
-            try:
-                m = self.notify.recv(4096)
-            except OSError:
-                return
-            if b"READY=1" in m:
-                self.ready.set()
-
-    def log_text(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def stop(self):
-        rc = None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                rc = self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        else:
-            rc = self.proc.returncode
-        self.notify.close()
-        self.log.close()
-        return rc
-
-
 def sighup_until(agent, port, name, pred, what):
     agent.proc.send_signal(signal.SIGHUP)
-    fw = wait_for(lambda: (lambda f: f if f and pred(f) else None)(firewall_of(port, name)))
+    fw = wait_for(lambda: (lambda f: f if f and pred(f) else None)(firewall_of(port, name)), timeout=20.0)
     check(fw, what + ": %r" % (firewall_of(port, name),))
     return fw or {}
 
@@ -183,8 +90,7 @@ def browser_check(work, sport, fix):
     when it is installed."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
-        results.append(True)
-        print("ok %d - the script keeps the line # SKIP chromium is not installed" % len(results))
+        skip("the script keeps the line", "chromium is not installed")
         return
     p = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                         "--no-first-run", "--disable-background-networking",
@@ -200,10 +106,8 @@ def browser_check(work, sport, fix):
 
 
 def run(work):
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    tport = listener.getsockname()[1]
+    target = listener(16)
+    tport = target.getsockname()[1]
     sport = free_port()
     xdir = os.path.join(work, "exports")
     exports(xdir, "firewall_denies", tport)
@@ -213,9 +117,9 @@ def run(work):
            "targets": [{"name": "orders-db", "url": "tcp://127.0.0.1:%d" % tport,
                         "connector_range": RANGE},
                        {"name": "plain", "url": "tcp://127.0.0.1:%d" % tport}]}
-    agent = Agent(work, cfg)
+    agent = Agent(work, cfg, "agent")
     try:
-        if not check(agent.ready.wait(20), "the agent starts (READY=1)"):
+        if not check(agent.wait_ready(20), "the agent starts (READY=1)"):
             return
         fix = ("gcloud compute firewall-rules create allow-run-conn-tcp-%d --network default "
                "--direction INGRESS --action allow --rules tcp:%d --source-ranges %s "
@@ -275,24 +179,22 @@ def run(work):
         check(agent.proc.poll() is None, "the agent keeps running")
     finally:
         rc = agent.stop()
-        listener.close()
+        target.close()
     check(rc == 0, "the agent stops cleanly on SIGTERM (exit %r)" % rc)
-    bad = [line for line in agent.log_text().splitlines()
-           if "Sanitizer" in line or "runtime error:" in line]
+    bad = sanitizer_lines(agent.log_text())
     check(not bad, "no sanitizer report from the agent: %r" % bad[:3])
 
 
 def main():
-    if not os.access(VPCPROBE, os.X_OK):
-        print("Bail out! VPCPROBE=%s is not an executable" % VPCPROBE)
+    if not have_vpcprobe():
         return 1
     work = tempfile.mkdtemp(prefix="vpfw.")
     try:
         run(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print("1..%d" % len(results))
-    return 0 if results and all(results) else 1
+    plan()
+    return exit_status()
 
 
 if __name__ == "__main__":

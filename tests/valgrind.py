@@ -16,19 +16,21 @@ pass, 1 otherwise. Traffic goes only to 127.0.0.1.
 
 Env: VPCPROBE (the binary, set by meson), TESTS_DIR (tests/ source dir).
 """
+import functools
 import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-TESTS_DIR = os.environ.get("TESTS_DIR", os.path.dirname(os.path.abspath(__file__)))
-VPCPROBE = os.environ.get("VPCPROBE", os.path.join(TESTS_DIR, "..", "build", "vpcprobe"))
+sys.dont_write_bytecode = True    # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vptest  # noqa: E402
+from vptest import TESTS_DIR, VPCPROBE, Agent, exit_status, free_port, have_vpcprobe, plan  # noqa: E402
+
 VALGRIND = ["valgrind", "--tool=memcheck", "--leak-check=full",
             "--show-leak-kinds=definite,indirect", "--errors-for-leak-kinds=definite,indirect",
             "--track-origins=yes", "--error-exitcode=99", "--num-callers=30"]
@@ -37,18 +39,8 @@ VALGRIND = ["valgrind", "--tool=memcheck", "--leak-check=full",
 READY_WAIT_S = 120.0
 EXIT_WAIT_S = 120.0
 
-n = 0
-failed = 0
-
-
-def check(desc, cond, info=""):
-    global n, failed
-    n += 1
-    print(("ok" if cond else "not ok") + f" {n} - {desc}", flush=True)
-    if not cond:
-        failed += 1
-        for line in str(info).splitlines()[-40:]:
-            print(f"#   {line}")
+# A failed check shows the last 40 lines of what it was given (a valgrind log).
+check = functools.partial(vptest.check, info_lines=slice(-40, None))
 
 
 def memcheck_clean(log_path, what):
@@ -59,21 +51,12 @@ def memcheck_clean(log_path, what):
     definitely = re.search(r"definitely lost: ([\d,]+) bytes", log)
     indirectly = re.search(r"indirectly lost: ([\d,]+) bytes", log)
     no_leaks = "All heap blocks were freed" in log
-    check(f"{what}: no invalid access (ERROR SUMMARY: 0 errors)",
-          errors is not None and errors.group(1) == "0", log)
-    check(f"{what}: definitely lost: 0",
-          no_leaks or (definitely is not None and definitely.group(1) == "0"), log)
-    check(f"{what}: indirectly lost: 0",
-          no_leaks or (indirectly is not None and indirectly.group(1) == "0"), log)
-
-
-def free_port():
-    """A loopback port nothing listens on: bound, then closed."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    check(errors is not None and errors.group(1) == "0",
+          f"{what}: no invalid access (ERROR SUMMARY: 0 errors)", log)
+    check(no_leaks or (definitely is not None and definitely.group(1) == "0"),
+          f"{what}: definitely lost: 0", log)
+    check(no_leaks or (indirectly is not None and indirectly.group(1) == "0"),
+          f"{what}: indirectly lost: 0", log)
 
 
 def runnable_binary(work):
@@ -113,26 +96,12 @@ def run_check(binary, urls, work, name, json_out):
     cmd = VALGRIND + [f"--log-file={log}", binary, "check", "--timeout-ms", "3000"]
     cmd += (["--json"] if json_out else []) + urls
     p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
-    check(f"{name}: exits 1, not valgrind's 99", p.returncode == 1,
+    check(p.returncode == 1, f"{name}: exits 1, not valgrind's 99",
           f"exit status {p.returncode}\n{p.stderr.decode(errors='replace')}")
     if json_out:
         verdicts = [json.loads(line).get("verdict") for line in p.stdout.splitlines()]
-        check(f"{name}: one record per target", len(verdicts) == len(urls), p.stdout)
+        check(len(verdicts) == len(urls), f"{name}: one record per target", p.stdout)
     memcheck_clean(log, name)
-
-
-def wait_notify(sock, prefix, deadline, suffix=""):
-    """The first notify line with that prefix (and suffix), before the deadline."""
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            msg = sock.recv(4096).decode(errors="replace")
-        except socket.timeout:
-            return None
-        for line in msg.split("\n"):
-            if line.startswith(prefix) and line.endswith(suffix):
-                return line
-    return None
 
 
 def run_daemon(binary, urls, work):
@@ -140,42 +109,24 @@ def run_daemon(binary, urls, work):
                      "state_dir": os.path.join(work, "state")},
            "defaults": {"interval_s": 2, "timeout_ms": 2000},
            "targets": [{"name": name, "url": u} for name, u in urls.items()]}
-    path = os.path.join(work, "vpcprobe.json")
-    with open(path, "w") as f:
-        json.dump(cfg, f)
-    notify_path = os.path.join(work, "notify.sock")
-    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify.bind(notify_path)
     log = os.path.join(work, "run.valgrind")
-    stderr_path = os.path.join(work, "run.stderr")
-    with open(stderr_path, "wb") as err:
-        proc = subprocess.Popen(VALGRIND + [f"--log-file={log}", binary, "run", "-c", path],
-                                env=dict(os.environ, NOTIFY_SOCKET=notify_path),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+    agent = Agent(work, cfg, "run", wrap=VALGRIND + [f"--log-file={log}"], binary=binary)
     try:
         deadline = time.monotonic() + READY_WAIT_S
-        ready = wait_notify(notify, "READY=1", deadline)
-        check("run: READY=1 under valgrind", ready is not None)
+        ready = agent.wait_ready(READY_WAIT_S)
+        check(ready, "run: READY=1 under valgrind")
         # "STATUS=N targets: ... 0 not probed yet": a whole round is in.
-        status = wait_notify(notify, "STATUS=", deadline, " 0 not probed yet") if ready else None
-        check("run: a first round of every target (STATUS=)", status is not None, status)
+        status = agent.wait_notify("STATUS=", deadline - time.monotonic(),
+                                   " 0 not probed yet") if ready else None
+        check(status is not None, "run: a first round of every target (STATUS=)", status)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)   # our own child, by its PID
-        try:
-            rc = proc.wait(timeout=EXIT_WAIT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = proc.wait()
-        notify.close()
-    with open(stderr_path, errors="replace") as f:
-        check("run: SIGTERM exits 0", rc == 0, f"exit status {rc}\n{f.read()}")
+        rc = agent.stop(timeout=EXIT_WAIT_S)   # SIGTERM to our own child, by its PID
+    check(rc == 0, "run: SIGTERM exits 0", f"exit status {rc}\n{agent.log_text()}")
     memcheck_clean(log, "run")
 
 
 def main():
-    if not os.access(VPCPROBE, os.X_OK):
-        print(f"Bail out! VPCPROBE={VPCPROBE} is not an executable")
+    if not have_vpcprobe():
         return 1
     if shutil.which("valgrind") is None:
         print("1..0 # SKIP valgrind is not installed")
@@ -200,8 +151,8 @@ def main():
     finally:
         server.terminate()   # our own child, by its PID
         server.wait()
-    print(f"1..{n}")
-    return 1 if failed else 0
+    plan()
+    return exit_status()
 
 
 if __name__ == "__main__":

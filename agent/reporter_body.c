@@ -227,10 +227,10 @@ static json_t *instance_json(const struct vp_instance *in)
 }
 
 /* The json format's body: {"agent","batch","results":[...],"instance"}. The
- * results go in as the spool holds them: each was dumped compact from a JSON
- * object and its frame's CRC matched, so parsing and dumping it again would
- * only cost the loop time (and round its reals anew). A payload that is not
- * an object's text is left out, as the parser used to leave it. */
+ * results go in as the spool holds them, byte for byte: each is parsed only
+ * to make sure it is one JSON object (a payload that is not, NUL bytes and
+ * bad UTF-8 included, is left out), never dumped again, which is what took
+ * the loop's time (and rounded the reals anew). */
 static char *json_body(const struct vp_report_ctx *ctx, const struct vp_spool_batch *b,
                        size_t *len)
 {
@@ -263,7 +263,11 @@ static char *json_body(const struct vp_report_ctx *ctx, const struct vp_spool_ba
 	for (size_t i = 0; i < b->n; i++) {
 		const struct vp_spool_record *r = &b->recs[i];
 
-		if (r->len < 2 || r->data[0] != '{' || r->data[r->len - 1] != '}')
+		json_t *check = json_loadb(r->data, r->len, 0, NULL);
+		bool object = json_is_object(check);
+
+		json_decref(check);
+		if (!object)
 			continue;
 		if (!first)
 			*p++ = ',';

@@ -24,6 +24,7 @@ static struct vp_spool_batch batch_of(const char *const *texts, size_t n)
 
 struct body_case {
 	const char *agent;
+	/* C strings: the NUL case is its own test below. */
 	const char *recs[4];
 	size_t n;
 	bool instance;
@@ -37,6 +38,10 @@ static const struct body_case body_cases[] = {
 	{ "a", { "{\"x\":1}", "[1]", "", "{\"z\":2}" }, 4, false,
 	  "{\"agent\":\"a\",\"batch\":43,\"results\":[{\"x\":1},{\"z\":2}]}" },
 	{ "a", { "nope" }, 1, false, "{\"agent\":\"a\",\"batch\":40,\"results\":[]}" },
+	/* Braces are not enough: each must parse as one object (what the fuzz
+	 * harness found: a NUL inside, JSON that is not, two objects, bad UTF-8). */
+	{ "a", { "{\"x\":}", "{} {}", "{\"s\":\"\xff\"}", "{\"k\":1}" }, 4, false,
+	  "{\"agent\":\"a\",\"batch\":43,\"results\":[{\"k\":1}]}" },
 	{ "a", { NULL }, 0, false, "{\"agent\":\"a\",\"batch\":0,\"results\":[]}" },
 	/* The agent's name is escaped by jansson. */
 	{ "q\"\\\n\x01", { "{}" }, 1, false,
@@ -69,6 +74,23 @@ START_TEST(test_json_body)
 }
 END_TEST
 
+/* A payload with a NUL byte inside (its length says so) is left out. */
+START_TEST(test_json_body_nul)
+{
+	static const char nul[] = "{\"a\":\"x\0y\"}";
+	struct vp_report_ctx ctx = { .agent = "a", .format = VP_COLLECTOR_JSON };
+	struct vp_spool_record rec = { .seq = 7, .data = nul, .len = sizeof(nul) - 1 };
+	struct vp_spool_batch b = { .id = 7, .recs = &rec, .n = 1 };
+	size_t len = 0;
+	char *body = vp_report_body(&ctx, &b, &len);
+
+	ck_assert_ptr_nonnull(body);
+	ck_assert_str_eq(body, "{\"agent\":\"a\",\"batch\":7,\"results\":[]}");
+	ck_assert_uint_eq(len, strlen(body));
+	free(body);
+}
+END_TEST
+
 /* An instance that is not known (all empty) is not written. */
 START_TEST(test_json_body_unknown_instance)
 {
@@ -94,6 +116,7 @@ static Suite *report_suite(void)
 	tcase_add_loop_test(tc, test_json_body, 0,
 	                    (int)(sizeof(body_cases) / sizeof(body_cases[0])));
 	tcase_add_test(tc, test_json_body_unknown_instance);
+	tcase_add_test(tc, test_json_body_nul);
 	suite_add_tcase(s, tc);
 	return s;
 }

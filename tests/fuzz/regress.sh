@@ -15,7 +15,10 @@ scratch=$(mktemp -d "${TMPDIR:-/tmp}/vpcprobe-fuzz.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 
 name=$(basename "$harness")
+# -error_exitcode/-timeout_exitcode: libFuzzer's default, 77, is what meson
+# reads as "skipped"; a crash or a hang must fail the test.
 # -timeout: one input taking this long is a hang, reported as a crash.
 # -rss_limit_mb: memory a parser may not grow past on any input.
 "$harness" -seed=1 -runs="$runs" -timeout=25 -rss_limit_mb=1024 -print_final_stats=1 \
+	-error_exitcode=1 -timeout_exitcode=1 \
 	-artifact_prefix="$artifacts/$name-" "$scratch" "$corpus"

@@ -287,20 +287,7 @@ assert "check with 9 --dns-server exits 2 (at most 8)" \
 # proves that --dns-server replaced agent.dns_servers for the run.
 # dns_ready PORT: a bounded readiness poll, one A query for cli.test.
 dns_ready() {
-    python3 - "$1" <<'PY'
-import socket, sys
-q = bytes([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3]) + b"cli" + bytes([4]) + b"test" + bytes([0, 0, 1, 0, 1])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.settimeout(0.1)
-for _ in range(100):
-    try:
-        s.sendto(q, ("127.0.0.1", int(sys.argv[1])))
-        if s.recv(512)[:2] == q[:2]:
-            sys.exit(0)
-    except OSError:
-        pass
-sys.exit(1)
-PY
+    python3 "$TESTS_DIR/dns_ready.py" "$1" cli.test
 }
 free_udp_port() {
     python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

@@ -563,18 +563,24 @@ def test_metadata_held(work):
     check_clean_log(agent)
 
 
-def test_token(work):
+def token_agent(work, name, host):
+    """An agent with a fresh random status token in a 0600 file, its page on
+    HOST:PORT; returns (agent, token, port)."""
     port = free_port()
     token = "tok-" + base64.b32encode(os.urandom(10)).decode().lower()
-    token_path = os.path.join(work, "status.token")
+    token_path = os.path.join(work, name + ".token")
     with open(token_path, "w") as f:
         f.write(token + "\n")
     os.chmod(token_path, 0o600)
-    cfg = {"agent": {"name": "token-test", "status_listen": "127.0.0.1:%d" % port,
+    cfg = {"agent": {"name": name + "-test", "status_listen": "%s:%d" % (host, port),
                      "status_token_file": token_path},
            "defaults": {"interval_s": 5, "timeout_ms": 500},
            "targets": [{"name": "down", "url": "tcp://127.0.0.1:%d" % free_port()}]}
-    agent = Agent(work, cfg, "token")
+    return Agent(work, cfg, name), token, port
+
+
+def test_token(work):
+    agent, token, port = token_agent(work, "token", "127.0.0.1")
     try:
         check(agent.wait_ready(), "with a token file: READY=1")
         status, headers, body = request(port, "/")
@@ -615,17 +621,7 @@ def test_refusal(work):
 def test_token_off_loopback(work):
     """Bound off loopback (0.0.0.0) with a token file: the agent starts and
     asks for the token. The test speaks to it only through 127.0.0.1."""
-    port = free_port()
-    token = "tok-" + base64.b32encode(os.urandom(10)).decode().lower()
-    token_path = os.path.join(work, "wild.token")
-    with open(token_path, "w") as f:
-        f.write(token + "\n")
-    os.chmod(token_path, 0o600)
-    cfg = {"agent": {"name": "wild-test", "status_listen": "0.0.0.0:%d" % port,
-                     "status_token_file": token_path},
-           "defaults": {"interval_s": 5, "timeout_ms": 500},
-           "targets": [{"name": "down", "url": "tcp://127.0.0.1:%d" % free_port()}]}
-    agent = Agent(work, cfg, "wild")
+    agent, token, port = token_agent(work, "wild", "0.0.0.0")
     try:
         check(agent.wait_ready(), "on 0.0.0.0 with a token file: the agent starts (READY=1)")
         for path in ("/", "/api/v1/status", "/metrics"):

@@ -61,19 +61,27 @@ static void on_query(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const struct s
 	d->answered++;
 }
 
-static uint16_t nx_dns_start(uv_loop_t *loop, struct nx_dns *d)
+/* A UDP socket on 127.0.0.1 (a port of its own) that hands what it gets to
+ * 'recv'; returns the port. Both test DNS servers start so. */
+static uint16_t udp_loopback_start(uv_loop_t *loop, uv_udp_t *udp, void *data,
+                                   uv_alloc_cb alloc, uv_udp_recv_cb recv)
 {
 	struct sockaddr_in sin;
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
 
 	ck_assert_int_eq(uv_ip4_addr("127.0.0.1", 0, &sin), 0);
-	ck_assert_int_eq(uv_udp_init(loop, &d->udp), 0);
-	d->udp.data = d;
-	ck_assert_int_eq(uv_udp_bind(&d->udp, (const struct sockaddr *)&sin, 0), 0);
-	ck_assert_int_eq(uv_udp_getsockname(&d->udp, (struct sockaddr *)&ss, &len), 0);
-	ck_assert_int_eq(uv_udp_recv_start(&d->udp, on_alloc, on_query), 0);
+	ck_assert_int_eq(uv_udp_init(loop, udp), 0);
+	udp->data = data;
+	ck_assert_int_eq(uv_udp_bind(udp, (const struct sockaddr *)&sin, 0), 0);
+	ck_assert_int_eq(uv_udp_getsockname(udp, (struct sockaddr *)&ss, &len), 0);
+	ck_assert_int_eq(uv_udp_recv_start(udp, alloc, recv), 0);
 	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static uint16_t nx_dns_start(uv_loop_t *loop, struct nx_dns *d)
+{
+	return udp_loopback_start(loop, &d->udp, d, on_alloc, on_query);
 }
 
 /* ---- runs that fail at DNS ---- */
@@ -257,17 +265,7 @@ static void on_slow_query(uv_udp_t *u, ssize_t n, const uv_buf_t *buf, const str
 
 static uint16_t slow_dns_start(uv_loop_t *loop, struct slow_dns *d)
 {
-	struct sockaddr_in sin;
-	struct sockaddr_storage ss;
-	int len = sizeof(ss);
-
-	ck_assert_int_eq(uv_ip4_addr("127.0.0.1", 0, &sin), 0);
-	ck_assert_int_eq(uv_udp_init(loop, &d->udp), 0);
-	d->udp.data = d;
-	ck_assert_int_eq(uv_udp_bind(&d->udp, (const struct sockaddr *)&sin, 0), 0);
-	ck_assert_int_eq(uv_udp_getsockname(&d->udp, (struct sockaddr *)&ss, &len), 0);
-	ck_assert_int_eq(uv_udp_recv_start(&d->udp, on_slow_alloc, on_slow_query), 0);
-	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	return udp_loopback_start(loop, &d->udp, d, on_slow_alloc, on_slow_query);
 }
 
 /* One run of target "t", tcp://slow.runner-test.internal:PORT: the name

@@ -65,15 +65,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() {
-    N=$((N + 1))
-    if [[ $1 == 0 ]]; then
-        echo "ok $N - $2"
-    else
-        echo "not ok $N - $2"
-        FAILED=1
-    fi
-}
+# shellcheck source=tests/lab/tap.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/tap.sh"
 
 # check DESCRIPTION JQ-EXPRESSION FILE: the expression over all lines (-s) must print true.
 check_jq() {

@@ -55,20 +55,8 @@ trap cleanup EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
 
-bail() {
-    echo "Bail out! $*"
-    exit 1
-}
-
-ok() {
-    N=$((N + 1))
-    if [[ $1 == 0 ]]; then
-        echo "ok $N - $2"
-    else
-        echo "not ok $N - $2"
-        FAILED=1
-    fi
-}
+# shellcheck source=tests/lab/tap.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/tap.sh"
 
 lab_up || bail "the lab did not come up"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/vplabdns.XXXXXX") || bail "mktemp failed"
@@ -93,21 +81,8 @@ lab_client "$DNSMASQ" --no-daemon --keep-in-foreground --conf-file=/dev/null --n
 DNSMASQ_PID=$!
 
 # Readiness: the dnsmasq answers an A query for two4.lab.test (bounded).
-lab_client python3 - "$DNS_PORT" <<'PY' || { sed 's/^/#   /' "$TMP/dnsmasq.err"; bail "dnsmasq did not answer on 127.0.0.1:$DNS_PORT"; }
-import socket, sys
-name = b"".join(bytes([len(l)]) + l for l in b"two4.lab.test".split(b".")) + b"\0"
-q = bytes([0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]) + name + bytes([0, 1, 0, 1])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.settimeout(0.1)
-for _ in range(150):
-    try:
-        s.sendto(q, ("127.0.0.1", int(sys.argv[1])))
-        if s.recv(512)[:2] == q[:2]:
-            sys.exit(0)
-    except OSError:
-        pass
-sys.exit(1)
-PY
+lab_client python3 "$_LAB_DIR/../dns_ready.py" "$DNS_PORT" two4.lab.test 150 ||
+    { sed 's/^/#   /' "$TMP/dnsmasq.err"; bail "dnsmasq did not answer on 127.0.0.1:$DNS_PORT"; }
 
 # probe_name NAME GOOD BAD: one ok record for GOOD, one timeout for BAD.
 probe_name() {

@@ -52,15 +52,8 @@ trap cleanup EXIT
 
 ip netns add "$NS" 2>/dev/null || skip "'ip netns add' is not permitted here"
 
-ok() {
-    N=$((N + 1))
-    if [[ $1 == 0 ]]; then
-        echo "ok $N - $2"
-    else
-        echo "not ok $N - $2"
-        FAILED=1
-    fi
-}
+# shellcheck source=tests/lab/tap.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/tap.sh"
 
 # check DESCRIPTION JSON JQ-EXPRESSION: the expression must print true.
 check() {

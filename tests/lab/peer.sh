@@ -84,10 +84,8 @@ fail() {
         printf '#   %s\n' "$line"
     done
 }
-bail() {
-    echo "Bail out! $*"
-    exit 1
-}
+# shellcheck source=tests/lab/tap.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/tap.sh"
 
 # --- the lab, the services and the target's agent ----------------------------
 
